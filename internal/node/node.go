@@ -1,0 +1,138 @@
+// Package node is calico-node's start-up: it optionally serves the embedded
+// datastore, connects to the datastore and makes sure the cluster-wide
+// objects every other component expects exist (ClusterInformation "default"
+// and the "default" tier). Later stages (node registration, the policy
+// engine, BGP) hang off Run.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	v3 "github.com/calico-go/calico/api/v3"
+	"github.com/calico-go/calico/internal/buildinfo"
+	"github.com/calico-go/calico/internal/datastore"
+	"github.com/calico-go/calico/internal/datastore/embedded"
+	"github.com/calico-go/calico/pkg/client"
+)
+
+// Options configure Run.
+type Options struct {
+	// EmbeddedDatastore serves a single-node etcd in this process and uses it
+	// as the datastore; Embedded says where.
+	EmbeddedDatastore bool
+	Embedded          embedded.Options
+	// Datastore is used when EmbeddedDatastore is false.
+	Datastore client.Config
+	// Ready, when set, is called once start-up has finished, with the
+	// datastore endpoints in use.
+	Ready  func(endpoints []string)
+	Logger *slog.Logger
+}
+
+// Run starts calico-node and blocks until ctx ends.
+func Run(ctx context.Context, opts Options) (retErr error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Datastore
+	if opts.EmbeddedDatastore {
+		emb := opts.Embedded
+		if emb.Logger == nil {
+			emb.Logger = log
+		}
+		srv, err := embedded.Start(ctx, emb)
+		if err != nil {
+			return fmt.Errorf("start embedded datastore: %w", err)
+		}
+		defer func() {
+			if err := srv.Close(); err != nil && retErr == nil {
+				retErr = fmt.Errorf("stop embedded datastore: %w", err)
+			}
+		}()
+		cfg = client.Config{Spec: client.ConfigSpec{DatastoreType: client.EtcdV3}}
+		cfg.Spec.EtcdEndpoints = joinEndpoints(srv.Endpoints())
+		log.Info("embedded datastore serving", "endpoints", cfg.Spec.EtcdEndpoints, "data_dir", emb.DataDir)
+	}
+	c, err := client.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := EnsureClusterObjects(ctx, c); err != nil {
+		return err
+	}
+	log.Info("calico-node started", "version", buildinfo.Version, "datastore", cfg.Spec.EtcdEndpoints)
+	if opts.Ready != nil {
+		opts.Ready(cfg.Spec.Endpoints())
+	}
+	<-ctx.Done()
+	log.Info("calico-node stopping")
+	return nil
+}
+
+// EnsureClusterObjects creates ClusterInformation "default" (with a new
+// cluster GUID and datastoreReady true) and the "default" tier when they are
+// missing. Existing objects are left as they are, except that an empty
+// calicoVersion is filled in.
+func EnsureClusterObjects(ctx context.Context, c *client.Client) error {
+	key := datastore.Key{Kind: v3.KindClusterInformation, Name: "default"}
+	got, err := c.Get(ctx, key)
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+		ci := v3.NewClusterInformation()
+		ci.Name = "default"
+		guid, err := newGUID()
+		if err != nil {
+			return err
+		}
+		ready := true
+		ci.Spec = v3.ClusterInformationSpec{
+			ClusterGUID:    guid,
+			ClusterType:    "calico-go",
+			CalicoVersion:  buildinfo.Version,
+			DatastoreReady: &ready,
+		}
+		if _, err := c.Create(ctx, ci); err != nil && !errors.Is(err, datastore.ErrAlreadyExists) {
+			return fmt.Errorf("create ClusterInformation default: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read ClusterInformation default: %w", err)
+	default:
+		ci := got.(*v3.ClusterInformation)
+		if ci.Spec.CalicoVersion == "" {
+			ci.Spec.CalicoVersion = buildinfo.Version
+			if _, err := c.Update(ctx, ci); err != nil && !errors.Is(err, datastore.ErrConflict) {
+				return fmt.Errorf("update ClusterInformation default: %w", err)
+			}
+		}
+	}
+	if _, err := c.Create(ctx, client.DefaultTier()); err != nil && !errors.Is(err, datastore.ErrAlreadyExists) {
+		return fmt.Errorf("create the default tier: %w", err)
+	}
+	return nil
+}
+
+func newGUID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate cluster GUID: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func joinEndpoints(eps []string) string {
+	out := ""
+	for i, e := range eps {
+		if i > 0 {
+			out += ","
+		}
+		out += e
+	}
+	return out
+}
