@@ -35,12 +35,11 @@ func (p problem) lines() []string {
 	if p.kind != "" && p.name != "" {
 		id = fmt.Sprintf("%s %q", p.kind, p.name)
 	}
+	// Resources named on the command line have no "where": their errors
+	// name them already, except field errors, which get the kind and name.
 	prefix := p.where
-	switch {
-	case prefix != "" && id != "":
+	if prefix != "" && id != "" {
 		prefix += " (" + id + ")"
-	case prefix == "" && p.where == "":
-		prefix = "" // named on the command line: the error names the resource
 	}
 	var ve *v3.ValidationError
 	if errors.As(p.err, &ve) && len(ve.Errors) > 0 {
