@@ -21,7 +21,7 @@ import (
 //
 // Decode neither defaults nor validates; call Default and Validate.
 func Decode(data []byte) ([]Resource, error) {
-	js, err := yaml.YAMLToJSON(data)
+	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse document: %w", err)
 	}

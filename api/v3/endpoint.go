@@ -1,6 +1,8 @@
 package v3
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -252,3 +254,12 @@ func NewProfile() *Profile { return &Profile{TypeMeta: typeMeta(KindProfile)} }
 
 // NewProfileList returns an empty ProfileList with TypeMeta set.
 func NewProfileList() *ProfileList { return &ProfileList{TypeMeta: typeMeta(KindProfile + "List")} }
+
+// WorkloadEndpointName returns Calico's name for a workload endpoint:
+// "<node>-<orchestrator>-<workload>-<endpoint>", each segment with every
+// "-" doubled so the segments stay recoverable ("n1-k8s-my--pod-eth0").
+// For Kubernetes the workload segment is the pod name.
+func WorkloadEndpointName(node, orchestrator, workload, endpoint string) string {
+	esc := func(s string) string { return strings.ReplaceAll(s, "-", "--") }
+	return esc(node) + "-" + esc(orchestrator) + "-" + esc(workload) + "-" + esc(endpoint)
+}

@@ -17,6 +17,7 @@ import (
 var ErrInvalid = errors.New("invalid resource")
 
 // FieldError is one problem with one field.
+// +kubebuilder:object:generate=false
 type FieldError struct {
 	// Field is the JSON path of the field, e.g. "spec.ingress[0].source.selector".
 	Field string
@@ -28,6 +29,7 @@ type FieldError struct {
 func (e FieldError) String() string { return e.Field + ": " + e.Detail }
 
 // ValidationError lists every problem found in one resource.
+// +kubebuilder:object:generate=false
 type ValidationError struct {
 	Kind, Namespace, Name string
 	Errors                []FieldError

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -390,5 +389,3 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // validPrefixBits reports whether p is strictly masked (no host bits set).
 func validPrefixBits(p netip.Prefix) bool { return p.Masked().Addr() == p.Addr() }
-
-func itoa(i int) string { return strconv.Itoa(i) }

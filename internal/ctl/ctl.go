@@ -60,7 +60,8 @@ func (r *Runner) Run(ctx context.Context, args []string, stdin io.Reader, stdout
 			code = 1
 		}
 	}()
-	a := &app{runner: r, stdin: stdin, stdout: stdout, stderr: stderr}
+	a := &app{runner: r, stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -79,6 +79,7 @@ func (a *app) runGet(cmd *cobra.Command, args []string, o getOpts) error {
 		for _, r := range set.items {
 			exportResource(r)
 		}
+		set.revision = ""
 	}
 	if len(set.items) > 0 || len(missing) == 0 {
 		if err := a.printGet(set, format); err != nil {

@@ -229,6 +229,16 @@ func decodeDocument(where string, data []byte) ([]doc, []docError) {
 		return nil, []docError{{where: where, err: fmt.Errorf("invalid YAML: %w", err)}}
 	}
 	js = bytes.TrimSpace(js)
+	if kind, _ := peekIdentity(js); kind == "List" {
+		// A generic List (what `get -o yaml` prints for mixed kinds).
+		var l struct {
+			Items json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(js, &l); err != nil || len(l.Items) == 0 || l.Items[0] != '[' {
+			return nil, []docError{{where: where, kind: "List", err: errors.New("a List needs an items array")}}
+		}
+		js = l.Items
+	}
 	if len(js) > 0 && js[0] == '[' {
 		var elems []json.RawMessage
 		if err := json.Unmarshal(js, &elems); err != nil {

@@ -34,21 +34,9 @@ datastore is not contacted.`,
 			}
 			what := describeBatch(docs, len(bad))
 			total := len(docs) + len(bad)
-			rs := make([]v3.Resource, len(docs))
-			for i, d := range docs {
-				rs[i] = d.res
-			}
-			_, err = client.ValidateAll(rs)
-			var be *client.BatchError
-			if errors.As(err, &be) {
-				for _, it := range be.Items {
-					bad = append(bad, problemFor(docs[it.Index], it.Err))
-				}
-			} else if err != nil {
-				return err
-			}
+			_, bad = validateBatch(opValidate, docs, bad)
 			if len(bad) > 0 {
-				sortProblems(bad, docs)
+				sortProblems(bad)
 				return a.report(fmt.Sprintf("Failed to validate %s: %d of %d resource(s) invalid",
 					what, len(bad), total), bad)
 			}

@@ -65,22 +65,12 @@ func (a *app) runPatch(cmd *cobra.Command, target v3.Resource, patch, patchType 
 	if err != nil {
 		return a.fail("Failed to patch %s: the patch is neither JSON nor YAML: %v", what, err)
 	}
-	var apply func(doc []byte) ([]byte, error)
-	switch patchType {
-	case "json":
-		p, err := jsonpatch.DecodePatch(patchJSON)
-		if err != nil {
-			return a.fail("Failed to patch %s: invalid JSON patch (expected a list of {\"op\", \"path\", \"value\"}): %v", what, err)
-		}
-		apply = p.Apply
-	default:
-		if !bytes.HasPrefix(bytes.TrimSpace(patchJSON), []byte("{")) {
-			return a.fail("Failed to patch %s: a %s patch must be an object", what, patchType)
-		}
-		if patchType == "strategic" && hasList(patchJSON) {
-			fmt.Fprintln(a.stderr, "Note: strategic merge patches are applied as JSON merge patches: lists in the patch replace the stored lists.")
-		}
-		apply = func(doc []byte) ([]byte, error) { return jsonpatch.MergePatch(doc, patchJSON) }
+	apply, err := patcher(patchJSON, patchType)
+	if err != nil {
+		return a.fail("Failed to patch %s: %v", what, err)
+	}
+	if patchType == "strategic" && hasList(patchJSON) {
+		fmt.Fprintln(a.stderr, "Note: strategic merge patches are applied as JSON merge patches: lists in the patch replace the stored lists.")
 	}
 	c, err := a.connect(cmd, true)
 	if err != nil {
@@ -124,6 +114,22 @@ func (a *app) runPatch(cmd *cobra.Command, target v3.Resource, patch, patchType 
 	}
 	fmt.Fprintf(a.stdout, "Successfully patched 1 %s\n", what)
 	return nil
+}
+
+// patcher returns the function that applies a patch of the given type to a
+// JSON document.
+func patcher(patchJSON []byte, patchType string) (func(doc []byte) ([]byte, error), error) {
+	if patchType == "json" {
+		p, err := jsonpatch.DecodePatch(patchJSON)
+		if err != nil {
+			return nil, fmt.Errorf("invalid JSON patch (expected a list of {\"op\", \"path\", \"value\"}): %v", err)
+		}
+		return p.Apply, nil
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(patchJSON), []byte("{")) {
+		return nil, fmt.Errorf("a %s patch must be an object", patchType)
+	}
+	return func(doc []byte) ([]byte, error) { return jsonpatch.MergePatch(doc, patchJSON) }, nil
 }
 
 // hasList reports whether a JSON document contains an array anywhere.

@@ -72,7 +72,7 @@ func errorText(err error) string {
 }
 
 // sortProblems orders problems as their documents appear in the input.
-func sortProblems(ps []problem, _ []doc) {
+func sortProblems(ps []problem) {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].pos < ps[j].pos })
 }
 

@@ -25,6 +25,8 @@ var (
 	opApply   = operation{"apply", "applied", client.OpApply}
 	opReplace = operation{"replace", "replaced", client.OpReplace}
 	opDelete  = operation{"delete", "deleted", client.OpDelete}
+	// opValidate validates like a create but writes nothing.
+	opValidate = operation{"validate", "validated", client.OpCreate}
 )
 
 // fileOpts are the flags shared by commands that read -f.
@@ -94,7 +96,7 @@ func (a *app) deleteCommand() *cobra.Command {
 		Long: `Delete resources given by kind and name, or those described in a file, a
 directory or standard input. A resource that does not exist is an error
 (see --skip-not-exists); in that case nothing is deleted.`,
-		Example: "  calicoctl delete -f ./policy.yaml\n  calicoctl delete policy foo bar -n prod\n  calicoctl delete ippool pool1 --skip-not-exists",
+		Example:           "  calicoctl delete -f ./policy.yaml\n  calicoctl delete policy foo bar -n prod\n  calicoctl delete ippool pool1 --skip-not-exists",
 		ValidArgsFunction: kindCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var docs []doc
@@ -150,7 +152,7 @@ func (a *app) loadDocs(o fileOpts) ([]doc, []problem, error) {
 	}
 	var problems []problem
 	for _, b := range bad {
-		problems = append(problems, problem{where: b.where, kind: b.kind, name: b.name, err: b.err})
+		problems = append(problems, problem{where: b.where, pos: b.pos, kind: b.kind, name: b.name, err: b.err})
 	}
 	var good []doc
 	for _, d := range docs {
@@ -186,26 +188,9 @@ func applyNamespace(r v3.Resource, ns string) error {
 // datastore, and only then writes them in order.
 func (a *app) runBatch(cmd *cobra.Command, op operation, docs []doc, bad []problem, b batchOpts) error {
 	what := describeBatch(docs, len(bad))
-	total := len(docs) + len(bad)
-	resources := make([]v3.Resource, len(docs))
-	for i, d := range docs {
-		resources[i] = d.res
-	}
-	prepared := resources
-	if op.op != client.OpDelete {
-		var err error
-		prepared, err = client.ValidateAll(resources)
-		var be *client.BatchError
-		if errors.As(err, &be) {
-			for _, it := range be.Items {
-				bad = append(bad, problemFor(docs[it.Index], it.Err))
-			}
-		} else if err != nil {
-			return err
-		}
-	}
+	prepared, bad := validateBatch(op, docs, bad)
 	if len(bad) > 0 {
-		sortProblems(bad, docs)
+		sortProblems(bad)
 		return a.report(fmt.Sprintf("Failed to %s %s: %d invalid resource(s), nothing was %s",
 			op.name, what, len(bad), op.past), bad)
 	}
@@ -217,11 +202,45 @@ func (a *app) runBatch(cmd *cobra.Command, op operation, docs []doc, bad []probl
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	checks := c.CheckAll(ctx, op.op, prepared)
-	skip := make([]bool, len(docs))
-	var hint string
-	for i, ch := range checks {
+	skip, bad, hint := checkBatch(cmd.Context(), c, op, docs, prepared, b)
+	if len(bad) > 0 {
+		if len(docs) == 1 {
+			return a.report(fmt.Sprintf("Failed to %s %s:", op.name, what), bad)
+		}
+		return a.report(fmt.Sprintf("Failed to %s %s: %d of %d resource(s) cannot be %s, nothing was %s%s",
+			op.name, what, len(bad), len(docs), op.past, op.past, hint), bad)
+	}
+	return a.writeBatch(cmd.Context(), c, op, docs, prepared, skip, b)
+}
+
+// validateBatch defaults and validates every document (deletes need only
+// their identity) and adds the invalid ones to bad.
+func validateBatch(op operation, docs []doc, bad []problem) ([]v3.Resource, []problem) {
+	resources := make([]v3.Resource, len(docs))
+	for i, d := range docs {
+		resources[i] = d.res
+	}
+	if op.op == client.OpDelete {
+		return resources, bad
+	}
+	prepared, err := client.ValidateAll(resources)
+	var be *client.BatchError
+	if errors.As(err, &be) {
+		for _, it := range be.Items {
+			bad = append(bad, problemFor(docs[it.Index], it.Err))
+		}
+	} else if err != nil {
+		bad = append(bad, problem{err: err})
+	}
+	return prepared, bad
+}
+
+// checkBatch checks every resource against the datastore. It returns which
+// to skip (--skip-exists, --skip-not-exists), the problems, and a hint for
+// the most common one.
+func checkBatch(ctx context.Context, c *client.Client, op operation, docs []doc, prepared []v3.Resource, b batchOpts) (skip []bool, bad []problem, hint string) {
+	skip = make([]bool, len(docs))
+	for i, ch := range c.CheckAll(ctx, op.op, prepared) {
 		switch {
 		case ch.Err == nil:
 		case b.skipExists && errors.Is(ch.Err, client.ErrAlreadyExists):
@@ -240,13 +259,12 @@ func (a *app) runBatch(cmd *cobra.Command, op operation, docs []doc, bad []probl
 			}
 		}
 	}
-	if len(bad) > 0 {
-		if total == 1 {
-			return a.report(fmt.Sprintf("Failed to %s %s:", op.name, what), bad)
-		}
-		return a.report(fmt.Sprintf("Failed to %s %s: %d of %d resource(s) cannot be %s, nothing was %s%s",
-			op.name, what, len(bad), total, op.past, op.past, hint), bad)
-	}
+	return skip, bad, hint
+}
+
+// writeBatch writes the checked resources in order and reports success, or
+// how far it got before an error (something changed since the checks).
+func (a *app) writeBatch(ctx context.Context, c *client.Client, op operation, docs []doc, prepared []v3.Resource, skip []bool, b batchOpts) error {
 	for i, r := range prepared {
 		if skip[i] {
 			continue
@@ -259,15 +277,15 @@ func (a *app) runBatch(cmd *cobra.Command, op operation, docs []doc, bad []probl
 			b.skipNotExists && errors.Is(err, client.ErrNotFound):
 			continue
 		}
-		lines := problemFor(docs[i], err).lines()
+		p := problemFor(docs[i], err)
 		if i > 0 {
-			fmt.Fprintf(a.stdout, "Partial success: %s the first %d out of %d %s:\n", op.past, i, total, pluralWhat(docs))
-			fmt.Fprintf(a.stderr, "Hit error: %s\n", strings.Join(lines, "\n"))
+			fmt.Fprintf(a.stdout, "Partial success: %s the first %d out of %d %sresources:\n", op.past, i, len(docs), kindQuote(docs))
+			fmt.Fprintf(a.stderr, "Hit error: %s\n", strings.Join(p.lines(), "\n"))
 			return errPrinted
 		}
-		return a.report(fmt.Sprintf("Failed to %s %s:", op.name, what), []problem{problemFor(docs[i], err)})
+		return a.report(fmt.Sprintf("Failed to %s %s:", op.name, describeBatch(docs, 0)), []problem{p})
 	}
-	fmt.Fprintf(a.stdout, "Successfully %s %d %sresource(s)\n", op.past, total, kindQuote(docs))
+	fmt.Fprintf(a.stdout, "Successfully %s %d %sresource(s)\n", op.past, len(docs), kindQuote(docs))
 	return nil
 }
 
@@ -338,8 +356,6 @@ func describeBatch(docs []doc, undecoded int) string {
 	}
 	return kindQuote(docs) + "resources"
 }
-
-func pluralWhat(docs []doc) string { return kindQuote(docs) + "resources" }
 
 func kindOf(r v3.Resource) string {
 	if ki, ok := v3.KindOf(r); ok {

@@ -104,6 +104,7 @@ type Check struct {
 func (c *Client) CheckAll(ctx context.Context, op Op, rs []v3.Resource) []Check {
 	out := make([]Check, len(rs))
 	batchTiers := map[string]bool{}
+	var batchPools []*v3.IPPool
 	going := map[Key]bool{}
 	if op == OpDelete {
 		for _, r := range rs {
@@ -131,8 +132,16 @@ func (c *Client) CheckAll(ctx context.Context, op Op, rs []v3.Resource) []Check 
 			continue
 		}
 		out[i].Err = c.check(ctx, op, r, cur, err, batchTiers, going)
-		if k.Kind == v3.KindTier && op != OpDelete {
-			batchTiers[k.Name] = true
+		if out[i].Err == nil && op != OpDelete {
+			out[i].Err = c.checkPoolOverlap(ctx, r, batchPools)
+		}
+		if op != OpDelete {
+			switch t := r.(type) {
+			case *v3.Tier:
+				batchTiers[t.Name] = true
+			case *v3.IPPool:
+				batchPools = append(batchPools, t)
+			}
 		}
 	}
 	return out

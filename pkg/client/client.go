@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +58,7 @@ var (
 )
 
 // DefaultDialTimeout bounds how long New waits for the datastore.
-const DefaultDialTimeout = 10 * time.Second
+const DefaultDialTimeout = 5 * time.Second
 
 // conflictRetries bounds read-modify-write retries when the caller did not
 // pin a resourceVersion.
@@ -93,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			DialTimeout: DefaultDialTimeout,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("connect to etcd at %s: %w", s.EtcdEndpoints, err)
+			return nil, err
 		}
 		return NewFromBackend(be), nil
 	case Kubernetes:
@@ -126,7 +128,7 @@ func (c *Client) Create(ctx context.Context, r v3.Resource) (v3.Resource, error)
 	if rv := p.GetResourceVersion(); rv != "" {
 		return nil, fieldError(p, "metadata.resourceVersion", "must not be set when creating a resource")
 	}
-	if err := c.ensureTier(ctx, p); err != nil {
+	if err := c.checkRelations(ctx, p); err != nil {
 		return nil, err
 	}
 	return c.be.Create(ctx, p)
@@ -153,7 +155,7 @@ func (c *Client) update(ctx context.Context, p v3.Resource) (v3.Resource, error)
 		if err := v3.ValidateUpdate(cur, p); err != nil {
 			return nil, err
 		}
-		if err := c.ensureTier(ctx, p); err != nil {
+		if err := c.checkRelations(ctx, p); err != nil {
 			return nil, err
 		}
 		w := p
@@ -182,7 +184,7 @@ func (c *Client) Apply(ctx context.Context, r v3.Resource) (v3.Resource, error) 
 			if p.GetResourceVersion() != "" {
 				return nil, err
 			}
-			if err := c.ensureTier(ctx, p); err != nil {
+			if err := c.checkRelations(ctx, p); err != nil {
 				return nil, err
 			}
 			out, err := c.be.Create(ctx, p)
@@ -363,6 +365,61 @@ func policyTier(r v3.Resource) (tier string, ok bool) {
 		tier = v3.DefaultTierName
 	}
 	return tier, true
+}
+
+// checkRelations checks what a resource needs of others before it is
+// written: its tier (see ensureTier) and, for an IPPool, that it overlaps no
+// other pool.
+func (c *Client) checkRelations(ctx context.Context, r v3.Resource) error {
+	if err := c.checkPoolOverlap(ctx, r, nil); err != nil {
+		return err
+	}
+	return c.ensureTier(ctx, r)
+}
+
+// checkPoolOverlap refuses an IPPool whose CIDR overlaps another pool's.
+// pending are pools about to be written before r (in a batch); they take the
+// place of stored pools of the same name.
+func (c *Client) checkPoolOverlap(ctx context.Context, r v3.Resource, pending []*v3.IPPool) error {
+	p, ok := r.(*v3.IPPool)
+	if !ok {
+		return nil
+	}
+	pfx, err := netip.ParsePrefix(p.Spec.CIDR)
+	if err != nil {
+		return nil // Validate reports it
+	}
+	res, err := c.be.List(ctx, Key{Kind: v3.KindIPPool})
+	if err != nil {
+		return err
+	}
+	pools := map[string]*v3.IPPool{}
+	var names []string
+	add := func(o *v3.IPPool) {
+		if _, seen := pools[o.Name]; !seen {
+			names = append(names, o.Name)
+		}
+		pools[o.Name] = o
+	}
+	for _, o := range res.Items {
+		if op, ok := o.(*v3.IPPool); ok {
+			add(op)
+		}
+	}
+	for _, op := range pending {
+		add(op)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		o := pools[n]
+		if n == p.Name {
+			continue
+		}
+		if opfx, err := netip.ParsePrefix(o.Spec.CIDR); err == nil && opfx.Overlaps(pfx) {
+			return fieldError(p, "spec.cidr", fmt.Sprintf("%s overlaps with IPPool %q (%s)", p.Spec.CIDR, o.Name, o.Spec.CIDR))
+		}
+	}
+	return nil
 }
 
 // ensureTier makes sure the tier of a policy exists, creating the default

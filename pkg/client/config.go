@@ -165,15 +165,27 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 // ParseConfig decodes a CalicoAPIConfig document (YAML or JSON). Unknown
 // fields are errors, so that a misspelt setting is not silently ignored.
 func ParseConfig(data []byte) (Config, error) {
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %s", ErrConfig, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte) (Config, error) {
 	var cfg Config
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
+		msg := err.Error()
+		if i := strings.LastIndex(msg, "json: "); i >= 0 {
+			msg = msg[i+len("json: "):]
+		}
+		return Config{}, errors.New(msg)
 	}
 	if cfg.Kind != ConfigKind {
-		return Config{}, fmt.Errorf("%w: kind is %q, expected %q", ErrConfig, cfg.Kind, ConfigKind)
+		return Config{}, fmt.Errorf("kind is %q, expected %q", cfg.Kind, ConfigKind)
 	}
 	if cfg.APIVersion != ConfigAPIVersion {
-		return Config{}, fmt.Errorf("%w: apiVersion is %q, expected %q", ErrConfig, cfg.APIVersion, ConfigAPIVersion)
+		return Config{}, fmt.Errorf("apiVersion is %q, expected %q", cfg.APIVersion, ConfigAPIVersion)
 	}
 	cfg.setDefaults()
 	return cfg, nil
@@ -196,9 +208,9 @@ func LoadConfigWith(path string, explicit bool, lookup func(string) (string, boo
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		cfg, err := ParseConfig(data)
+		cfg, err := parseConfig(data)
 		if err != nil {
-			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+			return Config{}, fmt.Errorf("%w: config file %s: %s", ErrConfig, path, err)
 		}
 		return cfg, nil
 	case errors.Is(err, fs.ErrNotExist):

@@ -261,13 +261,13 @@ func testCreateGet(t *testing.T, s *suite) {
 		t.Errorf("Create modified its argument")
 	}
 	same(t, "Create result", out, s.pool, "", "pool-1", "1", "")
-	if out.GetResourceVersion() == "" || out.GetUID() == "" || out.GetCreationTimestamp().IsZero() {
+	if out.GetResourceVersion() == "" || out.GetUID() == "" || out.GetCreationTimestamp().Time.IsZero() {
 		t.Errorf("Create result lacks resourceVersion/uid/creationTimestamp: rv=%q uid=%q ts=%v",
 			out.GetResourceVersion(), out.GetUID(), out.GetCreationTimestamp())
 	}
 	got := s.get(key(s.pool, "", "pool-1"))
 	same(t, "Get", got, s.pool, "", "pool-1", "1", out.GetResourceVersion())
-	if got.GetUID() != out.GetUID() || !got.GetCreationTimestamp().Equal(new(out.GetCreationTimestamp())) {
+	if got.GetUID() != out.GetUID() || !sameTime(got, out) {
 		t.Errorf("Get uid/ts %s/%v, Create gave %s/%v", got.GetUID(), got.GetCreationTimestamp(), out.GetUID(), out.GetCreationTimestamp())
 	}
 	if !equalObjects(got, out) {
@@ -358,7 +358,7 @@ func testUpdate(t *testing.T, s *suite) {
 	bare := obj(s.pool, "", "p", "3")
 	up3 := s.update(bare)
 	same(t, "unconditional Update", up3, s.pool, "", "p", "3", "")
-	if up3.GetUID() != created.GetUID() || !up3.GetCreationTimestamp().Equal(new(created.GetCreationTimestamp())) {
+	if up3.GetUID() != created.GetUID() || !sameTime(up3, created) {
 		t.Errorf("Update changed uid/creationTimestamp: %s/%v, created %s/%v",
 			up3.GetUID(), up3.GetCreationTimestamp(), created.GetUID(), created.GetCreationTimestamp())
 	}
@@ -680,3 +680,7 @@ func testConcurrentUpdates(t *testing.T, s *suite) {
 }
 
 func equalObjects(a, b v3.Resource) bool { return equality.Semantic.DeepEqual(a, b) }
+
+func sameTime(a, b v3.Resource) bool {
+	return a.GetCreationTimestamp().Time.Equal(b.GetCreationTimestamp().Time)
+}

@@ -122,7 +122,14 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if _, err := client.Get(clientv3.WithRequireLeader(cctx), Prefix, clientv3.WithKeysOnly(), clientv3.WithLimit(1)); err != nil {
 		_ = client.Close()
 		b.cancel()
-		return nil, b.fail(ctx, "connect", datastore.Key{}, err)
+		ferr := b.fail(ctx, "connect", datastore.Key{}, err)
+		var de *datastore.Error
+		if errors.Is(err, context.DeadlineExceeded) && errors.As(ferr, &de) && ctx.Err() == nil {
+			if why := probe(ctx, cfg.Endpoints, tlsCfg); why != "" {
+				de.Detail = fmt.Sprintf("etcd endpoints %s: no answer within %s (%s); check that etcd is running there, that its cluster has a leader, and that the TLS files match the server", endpoints, cfg.DialTimeout, why)
+			}
+		}
+		return nil, ferr
 	}
 	log.Debug("connected to etcd", "endpoints", endpoints)
 	return b, nil
