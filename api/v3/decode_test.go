@@ -27,7 +27,6 @@ func TestDecodeErrors(t *testing.T) {
 		{"scalar", "42", "not an object"},
 		{"bad yaml", "a: [", "parse document"},
 		{"type error", doc("IPPool", "p", "", "{cidr: 10.0.0.0/16, blockSize: big}"), "spec.blockSize"},
-		{"port out of range", doc("NetworkPolicy", "p", "n", "{ingress: [{action: Allow, destination: {ports: [70000]}}]}"), "invalid port 70000"},
 		{"protocol out of range", doc("NetworkPolicy", "p", "n", "{ingress: [{action: Allow, protocol: 256}]}"), "invalid protocol 256"},
 		{"list item unknown field", "apiVersion: projectcalico.org/v3\nkind: TierList\nitems:\n- metadata: {name: a}\n- metadata: {name: b}\n  spec: {x: 1}\n", `items[1]: decode Tier: unknown field "spec.x"`},
 		{"list item wrong kind", "apiVersion: projectcalico.org/v3\nkind: TierList\nitems:\n- kind: IPPool\n  metadata: {name: a}\n", `items[0]: kind "IPPool" in a TierList`},
@@ -170,7 +169,7 @@ func TestEncodeShape(t *testing.T) {
 	r := decodeOneT(t, doc("GlobalNetworkPolicy", "p", "", `{ingress: [{action: Allow}]}`))
 	Default(r)
 	b, _ := json.Marshal(r)
-	want := `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"p"},"spec":{"tier":"default","ingress":[{"action":"Allow","source":{},"destination":{}}],"types":["Ingress"]}}`
+	want := `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"p"},"spec":{"tier":"default","ingress":[{"action":"Allow"}],"types":["Ingress"]}}`
 	if string(b) != want {
 		t.Errorf("json = %s\nwant   %s", b, want)
 	}

@@ -10,6 +10,9 @@ import (
 // BGPConfiguration and FelixConfiguration) stay nil; see the Effective*
 // methods for their meaning.
 func Default(r Resource) {
+	if isNil(r) {
+		return
+	}
 	switch v := r.(type) {
 	case *NetworkPolicy:
 		s := &v.Spec

@@ -23,6 +23,19 @@ const (
 	LabelServiceAccount = "projectcalico.org/serviceaccount"
 )
 
+// Profile names and label prefixes derived from Kubernetes namespaces and
+// service accounts.
+const (
+	ProfilePrefixNamespace      = "kns."
+	ProfilePrefixServiceAccount = "ksa."
+	DefaultAllowProfileName     = "projectcalico-default-allow"
+	NamespaceLabelPrefix        = "pcns."
+	ServiceAccountLabelPrefix   = "pcsa."
+	// LabelName carries the namespace or service account name itself
+	// (after the prefix: "pcns.projectcalico.org/name").
+	LabelName = "projectcalico.org/name"
+)
+
 // Orchestrator names used in WorkloadEndpoint.spec.orchestrator.
 const (
 	OrchestratorKubernetes = "k8s"

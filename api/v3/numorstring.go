@@ -16,7 +16,15 @@ type Port struct {
 	MinPort  uint16 `json:"minPort,omitempty"`
 	MaxPort  uint16 `json:"maxPort,omitempty"`
 	PortName string `json:"portName,omitempty"`
+	// invalid holds the JSON text of a value that could not be read as a port
+	// (70000, "1:99999", 1.5). Decoding keeps it instead of failing so that
+	// Validate can report it with its field path next to every other problem.
+	invalid string
 }
+
+// Invalid returns the JSON text of a value that was decoded but is not a port,
+// or "" for a well-formed port.
+func (p Port) Invalid() string { return p.invalid }
 
 // SinglePort returns the Port for one port number.
 func SinglePort(p uint16) Port { return Port{MinPort: p, MaxPort: p} }
@@ -82,6 +90,9 @@ func (p Port) String() string {
 
 // MarshalJSON writes a single port as a number and anything else as a string.
 func (p Port) MarshalJSON() ([]byte, error) {
+	if p.invalid != "" {
+		return []byte(p.invalid), nil
+	}
 	if p.PortName == "" && p.MinPort == p.MaxPort {
 		return []byte(strconv.Itoa(int(p.MinPort))), nil
 	}
@@ -98,14 +109,19 @@ func (p *Port) UnmarshalJSON(b []byte) error {
 		}
 		v, err := PortFromString(s)
 		if err != nil {
-			return err
+			*p = Port{invalid: string(b)}
+			return nil
 		}
 		*p = v
 		return nil
 	}
 	var n uint16
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("invalid port %s: must be 0-65535, \"min:max\" or a name", b)
+		if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+			return fmt.Errorf("invalid port %s: must be a number, \"min:max\" or a port name", b)
+		}
+		*p = Port{invalid: string(b)}
+		return nil
 	}
 	*p = SinglePort(n)
 	return nil

@@ -33,7 +33,29 @@ func TestPortJSON(t *testing.T) {
 			t.Errorf("marshal %+v = %s, %v; want %s", p, b, err, tc.out)
 		}
 	}
-	for _, bad := range []string{`65536`, `-1`, `1.5`, `"70000"`, `"1:70000"`, `""`, `true`, `{}`} {
+	// Numbers and strings that are not ports decode into an invalid Port
+	// (so that Validate reports them with their field path) and encode back
+	// as they were written.
+	for _, bad := range []string{`65536`, `-1`, `1.5`, `"70000"`, `"1:70000"`, `""`} {
+		var p Port
+		if err := json.Unmarshal([]byte(bad), &p); err != nil {
+			t.Errorf("unmarshal %s: %v, want an invalid Port", bad, err)
+			continue
+		}
+		if p.Invalid() != bad {
+			t.Errorf("unmarshal %s: Invalid() = %q, want %q", bad, p.Invalid(), bad)
+		}
+		if b, _ := json.Marshal(p); string(b) != bad {
+			t.Errorf("marshal invalid %s = %s", bad, b)
+		}
+		c := checker{}
+		c.port("spec.ports[0]", p)
+		if len(c.errs) != 1 || c.errs[0].Field != "spec.ports[0]" {
+			t.Errorf("validate invalid port %s: %+v, want one error on spec.ports[0]", bad, c.errs)
+		}
+	}
+	// Other JSON types are not ports at all.
+	for _, bad := range []string{`true`, `{}`, `[]`} {
 		var p Port
 		if err := json.Unmarshal([]byte(bad), &p); err == nil {
 			t.Errorf("unmarshal %s = %+v, want error", bad, p)

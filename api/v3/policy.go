@@ -24,6 +24,9 @@ const (
 	KubeBaselineTierOrder = 10_000_000
 )
 
+// TierFinalizer keeps a tier until no policy refers to it.
+const TierFinalizer = "projectcalico.org/tier-controller"
+
 // PolicyPerformanceHint tunes how the dataplane handles a policy.
 type PolicyPerformanceHint string
 

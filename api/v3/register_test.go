@@ -127,3 +127,17 @@ func TestWorkloadEndpointName(t *testing.T) {
 		}
 	}
 }
+
+func TestNilResources(t *testing.T) {
+	var p *IPPool
+	Default(p)
+	if err := Validate(p); err == nil {
+		t.Error("Validate(nil IPPool): want error")
+	}
+	if err := Validate(nil); err == nil {
+		t.Error("Validate(nil): want error")
+	}
+	if err := ValidateUpdate(p, NewIPPool()); err == nil {
+		t.Error("ValidateUpdate(nil, ...): want error")
+	}
+}

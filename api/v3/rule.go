@@ -33,8 +33,8 @@ type Rule struct {
 	NotProtocol *Protocol   `json:"notProtocol,omitempty"`
 	NotICMP     *ICMPFields `json:"notICMP,omitempty"`
 	// Source and Destination are always written, as "{}" when empty.
-	Source      EntityRule    `json:"source,omitempty"`
-	Destination EntityRule    `json:"destination,omitempty"`
+	Source      EntityRule    `json:"source,omitzero"`
+	Destination EntityRule    `json:"destination,omitzero"`
 	HTTP        *HTTPMatch    `json:"http,omitempty"`
 	Metadata    *RuleMetadata `json:"metadata,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"reflect"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,7 +63,7 @@ func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 // resources before and after Default. Checks that need other resources
 // (overlapping pools, tier existence) are the client's job.
 func Validate(r Resource) error {
-	if r == nil {
+	if isNil(r) {
 		return errors.New("validate: nil resource")
 	}
 	info, ok := KindOf(r)
@@ -128,6 +129,9 @@ func ValidateUpdate(oldR, newR Resource) error {
 	if err := Validate(newR); err != nil {
 		return err
 	}
+	if isNil(oldR) {
+		return errors.New("validate update: nil old resource")
+	}
 	info, _ := KindOf(newR)
 	if oldInfo, ok := KindOf(oldR); !ok || oldInfo.Kind != info.Kind {
 		return fmt.Errorf("validate update: old %T and new %T are different kinds", oldR, newR)
@@ -143,6 +147,15 @@ func ValidateUpdate(oldR, newR Resource) error {
 		}
 	}
 	return c.result(info.Kind, newR)
+}
+
+// isNil reports whether r is nil or a typed nil pointer.
+func isNil(r Resource) bool {
+	if r == nil {
+		return true
+	}
+	v := reflect.ValueOf(r)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // checker collects FieldErrors.

@@ -182,6 +182,17 @@ func (c *checker) bgpPeer(s *BGPPeerSpec) {
 	if n := s.NumAllowedLocalASNumbers; n != nil && *n < 0 {
 		c.add("spec.numAllowedLocalASNumbers", "may not be negative")
 	}
+	c.bgpPeerNextHop(s, peerFamily)
+	for i, f := range s.Filters {
+		c.resourceName(idx("spec.filters", i), f)
+	}
+	if rp := s.ReversePeering; rp != nil {
+		c.enum("spec.reversePeering", string(*rp), string(ReversePeeringAuto), string(ReversePeeringManual))
+	}
+}
+
+// bgpPeerNextHop checks nextHopMode and reachableBy.
+func (c *checker) bgpPeerNextHop(s *BGPPeerSpec, peerFamily int) {
 	if m := s.NextHopMode; m != nil {
 		c.enum("spec.nextHopMode", string(*m), string(NextHopModeAuto), string(NextHopModeSelf), string(NextHopModeKeep))
 		if s.KeepOriginalNextHop {
@@ -197,12 +208,6 @@ func (c *checker) bgpPeer(s *BGPPeerSpec) {
 				c.add("spec.reachableBy", "must be of the same address family as peerIP")
 			}
 		}
-	}
-	for i, f := range s.Filters {
-		c.resourceName(idx("spec.filters", i), f)
-	}
-	if rp := s.ReversePeering; rp != nil {
-		c.enum("spec.reversePeering", string(*rp), string(ReversePeeringAuto), string(ReversePeeringManual))
 	}
 }
 
@@ -278,20 +283,7 @@ func (c *checker) bgpFilterRule(field string, r BGPFilterRuleV4, family int) {
 		if r.CIDR == "" {
 			c.add(field+".prefixLength", "needs cidr")
 		}
-		for _, b := range []struct {
-			name string
-			v    *int32
-		}{{"min", pl.Min}, {"max", pl.Max}} {
-			if b.v != nil && (*b.v < 0 || int(*b.v) > maxBits) {
-				c.add(field+".prefixLength."+b.name, "%d is out of range 0-%d", *b.v, maxBits)
-			}
-		}
-		if pl.Min != nil && pl.Max != nil && *pl.Min > *pl.Max {
-			c.add(field+".prefixLength", "min is above max")
-		}
-		if pl.Min != nil && cidrBits >= 0 && int(*pl.Min) < cidrBits {
-			c.add(field+".prefixLength.min", "is shorter than the cidr's prefix /%d", cidrBits)
-		}
+		c.prefixLength(field+".prefixLength", pl, cidrBits, maxBits)
 	}
 	c.enum(field+".source", string(r.Source), string(BGPFilterSourceRemotePeers))
 	if r.Interface != "" && !bgpFilterInterfaceRE.MatchString(r.Interface) {
@@ -310,6 +302,25 @@ func (c *checker) bgpFilterRule(field string, r BGPFilterRuleV4, family int) {
 	}
 	c.intRange(field+".priority", r.Priority, 1, maxRoutePriority)
 	c.bgpFilterOperations(field+".operations", r.Operations, r.Action)
+}
+
+// prefixLength checks min/max against the family and the rule's CIDR
+// (cidrBits < 0 when there is none).
+func (c *checker) prefixLength(field string, pl *BGPFilterPrefixLength, cidrBits, maxBits int) {
+	for _, b := range []struct {
+		name string
+		v    *int32
+	}{{"min", pl.Min}, {"max", pl.Max}} {
+		if b.v != nil && (*b.v < 0 || int(*b.v) > maxBits) {
+			c.add(field+"."+b.name, "%d is out of range 0-%d", *b.v, maxBits)
+		}
+	}
+	if pl.Min != nil && pl.Max != nil && *pl.Min > *pl.Max {
+		c.add(field, "min is above max")
+	}
+	if pl.Min != nil && cidrBits >= 0 && int(*pl.Min) < cidrBits {
+		c.add(field+".min", "is shorter than the cidr's prefix /%d", cidrBits)
+	}
 }
 
 func (c *checker) bgpFilterOperations(field string, ops []BGPFilterOperation, action BGPFilterAction) {

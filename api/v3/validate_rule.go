@@ -243,6 +243,10 @@ func (c *checker) portList(field string, ports []Port) {
 
 // port checks a single port, range or name.
 func (c *checker) port(field string, p Port) {
+	if p.invalid != "" {
+		c.add(field, "%s is not a port: use 1-65535, \"min:max\" or a port name", p.invalid)
+		return
+	}
 	if p.PortName != "" {
 		if p.MinPort != 0 || p.MaxPort != 0 {
 			c.add(field, "a named port may not also have numbers")

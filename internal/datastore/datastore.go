@@ -103,8 +103,11 @@ func (t EventType) String() string {
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
 
-// Event is one change seen by a watch. For Deleted, Old is the last known
-// value (with the deletion revision as its resourceVersion) and New is nil.
+// Event is one change seen by a watch. For Added, New is set and Old is nil.
+// For Modified, New is the new value and Old the previous one (with its own
+// resourceVersion) when the backend knows it. For Deleted, Old is the last
+// known value (with the deletion revision as its resourceVersion) and New is
+// nil. A resourceVersion from any event is a valid revision to resume from.
 type Event struct {
 	Type EventType
 	Old  v3.Resource
@@ -142,7 +145,9 @@ type Backend interface {
 	// ErrConflict on a stale resourceVersion. uid and creationTimestamp are
 	// kept from the stored object.
 	Update(ctx context.Context, r v3.Resource) (v3.Resource, error)
-	// Delete removes a resource and returns its last value.
+	// Delete removes a resource and returns its last value, with the
+	// deletion revision as resourceVersion (as in the Deleted watch event).
+	// ErrNotFound if absent, ErrConflict on a stale resourceVersion.
 	Delete(ctx context.Context, k Key, resourceVersion string) (v3.Resource, error)
 	// Get returns one resource.
 	Get(ctx context.Context, k Key) (v3.Resource, error)
@@ -151,8 +156,10 @@ type Backend interface {
 	// namespace then name.
 	List(ctx context.Context, k Key) (ListResult, error)
 	// Watch streams changes of k.Kind (narrowed by k.Namespace) made after
-	// revision (a ListResult.Revision or a resource's resourceVersion). An
-	// empty revision means "from now".
+	// revision (a ListResult.Revision or a resource's resourceVersion), each
+	// exactly once and in order. An empty revision means "from now": nothing
+	// written after Watch returns is missed. A revision the datastore no
+	// longer holds gives a WatchError event wrapping ErrCompacted.
 	Watch(ctx context.Context, k Key, revision string) (Watcher, error)
 	// Close releases connections.
 	Close() error

@@ -110,8 +110,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		Logger:               zapslog.New(log, zapslog.Level(log)).Named("etcd-client"),
 	})
 	b := &Backend{client: client, endpoints: endpoints, timeout: cfg.RequestTimeout, log: log}
-	if err != nil {
-		return nil, b.fail(ctx, "connect", datastore.Key{}, err)
+	if err != nil { // with credentials, New already talked to etcd (to get a token)
+		return nil, b.connectErr(ctx, cfg, tlsCfg, err)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
@@ -122,17 +122,26 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if _, err := client.Get(clientv3.WithRequireLeader(cctx), Prefix, clientv3.WithKeysOnly(), clientv3.WithLimit(1)); err != nil {
 		_ = client.Close()
 		b.cancel()
-		ferr := b.fail(ctx, "connect", datastore.Key{}, err)
-		var de *datastore.Error
-		if errors.Is(err, context.DeadlineExceeded) && errors.As(ferr, &de) && ctx.Err() == nil {
-			if why := probe(ctx, cfg.Endpoints, tlsCfg); why != "" {
-				de.Detail = fmt.Sprintf("etcd endpoints %s: no answer within %s (%s); check that etcd is running there, that its cluster has a leader, and that the TLS files match the server", endpoints, cfg.DialTimeout, why)
-			}
-		}
-		return nil, ferr
+		return nil, b.connectErr(ctx, cfg, tlsCfg, err)
 	}
 	log.Debug("connected to etcd", "endpoints", endpoints)
 	return b, nil
+}
+
+// connectErr is fail for New: when etcd did not answer in time it probes
+// the endpoints to say why (refused, TLS failure, ...).
+func (b *Backend) connectErr(ctx context.Context, cfg Config, tc *tls.Config, err error) error {
+	ferr := b.fail(ctx, "connect", datastore.Key{}, err)
+	var de *datastore.Error
+	timedOut := errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded
+	if ctx.Err() != nil || !timedOut || !errors.As(ferr, &de) {
+		return ferr
+	}
+	if why := probe(ctx, cfg.Endpoints, tc); why != "" {
+		de.Detail = fmt.Sprintf("etcd endpoints %s: no answer within %s (%s); check that etcd is running there, "+
+			"that its cluster has a leader, and that the TLS files match the server", b.endpoints, cfg.DialTimeout, why)
+	}
+	return ferr
 }
 
 // Client returns the underlying etcd client (for IPAM and maintenance code

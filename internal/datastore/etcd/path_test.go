@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"strings"
 	"testing"
 
 	v3 "github.com/calico-go/calico/api/v3"
@@ -50,4 +51,30 @@ func TestPath(t *testing.T) {
 			t.Errorf("parsePath(%s) = %v, want not ok", bad.key, k)
 		}
 	}
+}
+
+// FuzzParsePath: whatever parsePath accepts, path turns back into the same
+// key, and the name never contains a '/'.
+func FuzzParsePath(f *testing.F) {
+	f.Add("/calico/resources/v3/projectcalico.org/networkpolicies/prod/allow", true)
+	f.Add("/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool", false)
+	f.Add("/calico/resources/v3/projectcalico.org/ippools/a/b", false)
+	np, _ := v3.LookupKind("NetworkPolicy")
+	pool, _ := v3.LookupKind("IPPool")
+	f.Fuzz(func(t *testing.T, key string, namespaced bool) {
+		ki := pool
+		if namespaced {
+			ki = np
+		}
+		k, ok := parsePath(ki, key)
+		if !ok {
+			return
+		}
+		if got := path(ki, k); got != key {
+			t.Fatalf("parsePath(%q) = %+v, path gives back %q", key, k, got)
+		}
+		if k.Name == "" || strings.Contains(k.Name, "/") || strings.Contains(k.Namespace, "/") {
+			t.Fatalf("parsePath(%q) = %+v", key, k)
+		}
+	})
 }
