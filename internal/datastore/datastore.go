@@ -23,6 +23,9 @@ var (
 	ErrConflict = errors.New("update conflict: the resource was modified since it was read")
 	// ErrUnavailable: the datastore cannot be reached (or timed out).
 	ErrUnavailable = errors.New("datastore unavailable")
+	// ErrUnauthorized: the datastore refused our credentials or our user may
+	// not touch the key.
+	ErrUnauthorized = errors.New("datastore refused access")
 	// ErrCompacted: a watch was asked to resume from a revision the
 	// datastore no longer holds; the caller must list again.
 	ErrCompacted = errors.New("requested revision has been compacted")

@@ -189,7 +189,7 @@ func (b *Backend) fail(parent context.Context, op string, k datastore.Key, err e
 	}
 	switch {
 	case isAuthErr(err):
-		return &datastore.Error{Op: op, Key: k, Err: fmt.Errorf("%w: %w", datastore.ErrUnavailable, err),
+		return &datastore.Error{Op: op, Key: k, Err: fmt.Errorf("%w: %w", datastore.ErrUnauthorized, err),
 			Detail: "etcd endpoints " + b.endpoints + ": authentication failed or permission denied; check the etcd username, password and the user's role"}
 	case errors.Is(err, rpctypes.ErrNoSpace):
 		return &datastore.Error{Op: op, Key: k, Err: fmt.Errorf("%w: %w", datastore.ErrUnavailable, err),

@@ -112,9 +112,9 @@ func TestAuth(t *testing.T) {
 				_ = b.Close()
 				t.Fatal("New succeeded")
 			}
-			if !errors.Is(err, datastore.ErrUnavailable) || !strings.Contains(err.Error(), ext.Endpoint) ||
+			if !errors.Is(err, datastore.ErrUnauthorized) || !strings.Contains(err.Error(), ext.Endpoint) ||
 				!strings.Contains(err.Error(), "username") {
-				t.Fatalf("New: %v; want ErrUnavailable naming the endpoint and the credentials", err)
+				t.Fatalf("New: %v; want ErrUnauthorized naming the endpoint and the credentials", err)
 			}
 			t.Logf("error after %s: %v", time.Since(start).Round(time.Millisecond), err)
 		})
