@@ -1,13 +1,20 @@
 // Package ctl implements calicoctl's commands: create, apply, replace,
-// delete, get, label, patch, validate, version and completion, with Calico's
-// flags, messages and output formats. Every command reads from an injected
-// stdin and writes to injected stdout/stderr, so Run is what both the
-// cmd/calicoctl binary and the unit tests call.
+// delete, get, label, patch, validate, convert, version and completion, with
+// Calico's flags, messages and output formats. Every command reads from an
+// injected stdin and writes to injected stdout/stderr, so Run is what both
+// the cmd/calicoctl binary and the unit tests call.
 //
 // Writes from files are all-or-nothing as far as can be checked up front:
 // every document is decoded, defaulted and validated, and then checked
 // against the datastore (presence, resourceVersion, immutable fields,
 // tiers), before the first write.
+//
+// Files may also hold Kubernetes networking.k8s.io/v1 NetworkPolicy
+// documents, mixed with Calico ones: they stand for the Calico policy
+// knp.default.<name> that Calico enforces for them (internal/k8sconv), which
+// is what create, apply, replace, delete, get and validate work on and what
+// convert prints. This is how a cluster without Kubernetes (etcd datastore)
+// is given Kubernetes policy YAML.
 package ctl
 
 import (
@@ -137,6 +144,7 @@ etcdv3 datastore at ` + client.DefaultEtcdEndpoint + `.`,
 		a.labelCommand(),
 		a.patchCommand(),
 		a.validateCommand(),
+		a.convertCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
 	)

@@ -167,7 +167,7 @@ func (a *app) getByKind(cmd *cobra.Command, args []string, ns string, allNS bool
 
 // getFromFile gets the resources a file names.
 func (a *app) getFromFile(cmd *cobra.Command, o getOpts) (printSet, []error, error) {
-	docs, bad, err := a.loadDocs(o.fileOpts)
+	docs, bad, err := a.loadDocs(o.fileOpts, true)
 	if err != nil {
 		return printSet{}, nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	v3 "github.com/calico-go/calico/api/v3"
+	"github.com/calico-go/calico/internal/k8sconv"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -23,6 +25,9 @@ type doc struct {
 	where string
 	pos   int // order in the input, across files
 	res   v3.Resource
+	// k8s is the Kubernetes NetworkPolicy the document holds; res is nil
+	// until loadDocs converts it into the Calico policy.
+	k8s *networkingv1.NetworkPolicy
 }
 
 // docError is a document that could not be decoded.
@@ -261,6 +266,9 @@ func decodeDocument(where string, data []byte) ([]doc, []docError) {
 
 // decodeOne decodes one object (which may be a List).
 func decodeOne(where string, data []byte, allowItems bool) ([]doc, []docError) {
+	if apiVersion, _ := peekType(data); apiVersion == k8sconv.APIVersion {
+		return decodeKubernetes(where, data, allowItems)
+	}
 	rs, err := v3.Decode(data)
 	if err != nil {
 		kind, name := peekIdentity(data)
@@ -277,6 +285,41 @@ func decodeOne(where string, data []byte, allowItems bool) ([]doc, []docError) {
 		out = append(out, doc{where: w, res: r})
 	}
 	return out, nil
+}
+
+// decodeKubernetes decodes a networking.k8s.io/v1 NetworkPolicy or
+// NetworkPolicyList.
+func decodeKubernetes(where string, data []byte, allowItems bool) ([]doc, []docError) {
+	nps, err := k8sconv.Decode(data)
+	if err != nil {
+		kind, name := peekIdentity(data)
+		if kind == k8sconv.Kind {
+			kind = k8sKindLabel
+		}
+		return nil, []docError{{where: where, kind: kind, name: name, err: err}}
+	}
+	_, kind := peekType(data)
+	out := make([]doc, 0, len(nps))
+	for i, np := range nps {
+		w := where
+		if kind == k8sconv.ListKind && allowItems {
+			w = fmt.Sprintf("%s, item %d", where, i+1)
+		}
+		out = append(out, doc{where: w, k8s: np})
+	}
+	return out, nil
+}
+
+// peekType reads apiVersion and kind leniently.
+func peekType(data []byte) (apiVersion, kind string) {
+	var v struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return "", ""
+	}
+	return v.APIVersion, v.Kind
 }
 
 // peekIdentity reads kind and metadata.name leniently, for error messages.

@@ -28,7 +28,7 @@ datastore is not contacted.`,
 			if o.filename == "" {
 				return usageError{errors.New("missing -f/--filename")}
 			}
-			docs, bad, err := a.loadDocs(o)
+			docs, bad, err := a.loadDocs(o, false)
 			if err != nil {
 				return err
 			}

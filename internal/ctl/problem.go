@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	v3 "github.com/calico-go/calico/api/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // problem is one thing wrong with the input, named the way a user finds it:
@@ -20,13 +21,22 @@ type problem struct {
 	err   error
 }
 
-// problemFor describes an error about a decoded document.
+// problemFor describes an error about a decoded document. A Kubernetes
+// NetworkPolicy document is named as the user wrote it, not by the Calico
+// policy it became.
 func problemFor(d doc, err error) problem {
-	name := d.res.GetName()
-	if ns := d.res.GetNamespace(); ns != "" && name != "" {
+	var m metav1.Object
+	var kind string
+	if d.k8s != nil {
+		m, kind = d.k8s, k8sKindLabel
+	} else {
+		m, kind = d.res, kindOf(d.res)
+	}
+	name := m.GetName()
+	if ns := m.GetNamespace(); ns != "" && name != "" {
 		name = ns + "/" + name
 	}
-	return problem{where: d.where, pos: d.pos, kind: kindOf(d.res), name: name, err: err}
+	return problem{where: d.where, pos: d.pos, kind: kind, name: name, err: err}
 }
 
 // lines renders the problem, one line per field error.

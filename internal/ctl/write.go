@@ -11,6 +11,7 @@ import (
 	"github.com/calico-go/calico/internal/datastore"
 	"github.com/calico-go/calico/pkg/client"
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // operation describes one of the batch write commands.
@@ -66,14 +67,18 @@ func (a *app) writeCommand(op operation) *cobra.Command {
 
 YAML (several documents separated by '---' lines) and JSON (one object, a List
 kind or an array) are accepted. Every document is validated before anything
-is written: if any is invalid, nothing is ` + op.past + `.`,
+is written: if any is invalid, nothing is ` + op.past + `.
+
+Kubernetes networking.k8s.io/v1 NetworkPolicy documents may be mixed in: each
+stands for the Calico NetworkPolicy knp.default.<name> it converts to (see
+calicoctl convert), which is what is ` + op.past + `.`,
 		Example: fmt.Sprintf("  calicoctl %s -f ./policy.yaml\n  cat policy.json | calicoctl %s -f -", op.name, op.name),
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.filename == "" {
 				return usageError{errors.New("missing -f/--filename")}
 			}
-			docs, bad, err := a.loadDocs(o)
+			docs, bad, err := a.loadDocs(o, false)
 			if err != nil {
 				return err
 			}
@@ -95,7 +100,9 @@ func (a *app) deleteCommand() *cobra.Command {
 		Short: "Delete resources by kind and name, or those described in a file",
 		Long: `Delete resources given by kind and name, or those described in a file, a
 directory or standard input. A resource that does not exist is an error
-(see --skip-not-exists); in that case nothing is deleted.`,
+(see --skip-not-exists); in that case nothing is deleted. A Kubernetes
+networking.k8s.io/v1 NetworkPolicy document deletes the Calico policy
+knp.default.<name> made from it.`,
 		Example:           "  calicoctl delete -f ./policy.yaml\n  calicoctl delete policy foo bar -n prod\n  calicoctl delete ippool pool1 --skip-not-exists",
 		ValidArgsFunction: kindCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,7 +113,7 @@ directory or standard input. A resource that does not exist is an error
 				return usageError{errors.New("give either KIND NAME... or -f, not both")}
 			case o.filename != "":
 				var err error
-				docs, bad, err = a.loadDocs(o)
+				docs, bad, err = a.loadDocs(o, true)
 				if err != nil {
 					return err
 				}
@@ -137,8 +144,10 @@ directory or standard input. A resource that does not exist is an error
 }
 
 // loadDocs reads and decodes -f. Documents that do not decode, or whose
-// namespace contradicts -n, are returned as problems.
-func (a *app) loadDocs(o fileOpts) ([]doc, []problem, error) {
+// namespace contradicts -n, are returned as problems. Kubernetes
+// NetworkPolicy documents are converted into their Calico policy (see
+// convertDoc); with identityOnly (delete, get) only its name is worked out.
+func (a *app) loadDocs(o fileOpts, identityOnly bool) ([]doc, []problem, error) {
 	files, err := readInputs(a.stdin, o.filename, o.recursive)
 	if err != nil {
 		return nil, nil, err
@@ -156,7 +165,16 @@ func (a *app) loadDocs(o fileOpts) ([]doc, []problem, error) {
 	}
 	var good []doc
 	for _, d := range docs {
-		if err := applyNamespace(d.res, o.namespace); err != nil {
+		var err error
+		if d.k8s != nil {
+			err = setNamespace(d.k8s, o.namespace)
+			if err == nil {
+				err = convertDoc(&d, identityOnly)
+			}
+		} else {
+			err = applyNamespace(d.res, o.namespace)
+		}
+		if err != nil {
 			problems = append(problems, problemFor(d, err))
 			continue
 		}
@@ -172,14 +190,21 @@ func applyNamespace(r v3.Resource, ns string) error {
 	if !ok || !ki.Namespaced {
 		return nil
 	}
+	return setNamespace(r, ns)
+}
+
+// setNamespace gives an object of a namespaced kind the namespace -n, or
+// "default" without -n, unless it names its own; one that names another
+// namespace than -n is refused.
+func setNamespace(m metav1.Object, ns string) error {
 	switch {
-	case ns == "" && r.GetNamespace() == "":
-		r.SetNamespace("default")
+	case ns == "" && m.GetNamespace() == "":
+		m.SetNamespace("default")
 	case ns == "":
-	case r.GetNamespace() == "":
-		r.SetNamespace(ns)
-	case r.GetNamespace() != ns:
-		return fmt.Errorf("metadata.namespace %q does not match --namespace %q", r.GetNamespace(), ns)
+	case m.GetNamespace() == "":
+		m.SetNamespace(ns)
+	case m.GetNamespace() != ns:
+		return fmt.Errorf("metadata.namespace %q does not match --namespace %q", m.GetNamespace(), ns)
 	}
 	return nil
 }
