@@ -49,9 +49,13 @@ stop: ## stop what `make run` started (the data stays in RUN_DIR)
 
 bench: ## run the benchmarks recorded in docs/performance.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/selector/ ./internal/datastore/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/ipam/
+	$(GO) test -run '^$$' -bench BenchmarkAddDel -benchtime=100x ./internal/cni/
 
-fuzz: ## fuzz the selector parser for a minute
+fuzz: ## fuzz every parser for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/selector/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./api/v3/
+	$(GO) test -run '^$$' -fuzz "FuzzNetworkPolicy$$" -fuzztime 60s ./internal/k8sconv/
 
 clean: ## remove build output (not the Go cache)
 	rm -rf $(BIN)
