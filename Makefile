@@ -8,7 +8,7 @@ GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS    := -X github.com/calico-go/calico/internal/buildinfo.Version=$(VERSION) \
               -X github.com/calico-go/calico/internal/buildinfo.GitCommit=$(GIT_COMMIT)
 # Debian packages the binaries and the test suite use.
-APT_PACKAGES := iproute2 nftables etcd-server etcd-client ca-certificates
+APT_PACKAGES := iproute2 nftables etcd-server etcd-client bird2 iputils-ping ca-certificates
 # Where `make run` keeps its embedded datastore (override: make run RUN_DIR=...).
 RUN_DIR    ?= $(CURDIR)/.run
 ETCD_LISTEN ?= 127.0.0.1:2379
