@@ -1,6 +1,7 @@
 // Package ctl implements calicoctl's commands: create, apply, replace,
-// delete, get, label, patch, validate, convert, version and completion, with
-// Calico's flags, messages and output formats. Every command reads from an
+// delete, get, label, patch, validate, convert, ipam (show, check, release,
+// split, configure), datastore migrate lock|unlock, version and completion,
+// with Calico's flags, messages and output formats. Every command reads from an
 // injected stdin and writes to injected stdout/stderr, so Run is what both
 // the cmd/calicoctl binary and the unit tests call.
 //
@@ -145,6 +146,8 @@ etcdv3 datastore at ` + client.DefaultEtcdEndpoint + `.`,
 		a.patchCommand(),
 		a.validateCommand(),
 		a.convertCommand(),
+		a.ipamCommand(),
+		a.datastoreCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
 	)

@@ -23,9 +23,12 @@ func (b *Backend) Create(ctx context.Context, r v3.Resource) (v3.Resource, error
 	if err != nil {
 		return nil, &datastore.Error{Op: "create", Key: k, Err: err}
 	}
+	if err := checkName("create", ki, k); err != nil {
+		return nil, err
+	}
 	obj := meta.Copy(r, ki)
 	meta.StampCreate(obj)
-	val, err := meta.Encode(obj)
+	val, err := encodeValue(ki, obj)
 	if err != nil {
 		return nil, &datastore.Error{Op: "create", Key: k, Err: err}
 	}
@@ -54,6 +57,9 @@ func (b *Backend) Update(ctx context.Context, r v3.Resource) (v3.Resource, error
 	if err != nil {
 		return nil, &datastore.Error{Op: "update", Key: k, Err: err}
 	}
+	if err := checkName("update", ki, k); err != nil {
+		return nil, err
+	}
 	obj := meta.Copy(r, ki)
 	want := obj.GetResourceVersion()
 	key := path(ki, k)
@@ -66,12 +72,15 @@ func (b *Backend) Update(ctx context.Context, r v3.Resource) (v3.Resource, error
 			return nil, &datastore.Error{Op: "update", Key: k, Err: datastore.ErrConflict,
 				Detail: fmt.Sprintf("resourceVersion %s, stored %d", want, cur.ModRevision)}
 		}
-		if stored, err := meta.Decode(ki, k, cur.Value, ""); err == nil {
+		if stored, err := decodeValue(ki, k, cur.Value, ""); err == nil {
 			meta.KeepImmutable(obj, stored)
+			if isIPAMConfig(ki) && stored.GetUID() == "" { // written by IPAM or Calico, without metadata
+				meta.StampCreate(obj)
+			}
 		} else {
 			b.log.Warn("stored value does not decode; uid and creationTimestamp taken from the update", "key", key, "error", err)
 		}
-		val, err := meta.Encode(obj)
+		val, err := encodeValue(ki, obj)
 		if err != nil {
 			return nil, &datastore.Error{Op: "update", Key: k, Err: err}
 		}
@@ -111,6 +120,9 @@ func (b *Backend) Delete(ctx context.Context, k datastore.Key, resourceVersion s
 		return nil, &datastore.Error{Op: "delete", Key: k, Err: err}
 	}
 	k = meta.Normalize(k, ki)
+	if err := checkName("delete", ki, k); err != nil {
+		return nil, err
+	}
 	key := path(ki, k)
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
 	if resourceVersion != "" {
@@ -151,6 +163,9 @@ func (b *Backend) Get(ctx context.Context, k datastore.Key) (v3.Resource, error)
 		return nil, &datastore.Error{Op: "get", Key: k, Err: err}
 	}
 	k = meta.Normalize(k, ki)
+	if err := checkName("get", ki, k); err != nil {
+		return nil, err
+	}
 	kv, err := b.getKV(ctx, "get", k, path(ki, k))
 	if err != nil {
 		return nil, err
@@ -179,7 +194,7 @@ func (b *Backend) List(ctx context.Context, k datastore.Key) (datastore.ListResu
 			b.log.Warn("skipping key outside the resource layout", "key", string(kv.Key))
 			continue
 		}
-		r, err := meta.Decode(ki, rk, kv.Value, revString(kv.ModRevision))
+		r, err := decodeValue(ki, rk, kv.Value, revString(kv.ModRevision))
 		if err != nil {
 			b.log.Warn("skipping value that does not decode", "key", string(kv.Key), "error", err)
 			continue
@@ -205,5 +220,9 @@ func (b *Backend) getKV(ctx context.Context, op string, k datastore.Key, key str
 }
 
 func (b *Backend) decode(ki v3.KindInfo, k datastore.Key, val []byte, rev int64, op string) (v3.Resource, error) {
-	return meta.DecodeOrError(op, ki, k, val, revString(rev))
+	r, err := decodeValue(ki, k, val, revString(rev))
+	if err != nil {
+		return nil, &datastore.Error{Op: op, Key: k, Err: err}
+	}
+	return r, nil
 }

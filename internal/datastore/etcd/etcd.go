@@ -6,6 +6,9 @@
 //
 // and uses the key's ModRevision as the resourceVersion, etcd transactions for
 // optimistic concurrency and etcd watches (with previous values) for Watch.
+// The one exception is IPAMConfiguration "default", which lives at Calico's
+// IPAM key /calico/ipam/v2/config in Calico's JSON (see IPAMConfigKey), so
+// that the resource and the IPAM allocator share one configuration.
 // Every request has a timeout, so an unreachable etcd gives an error wrapping
 // datastore.ErrUnavailable that names the endpoints, never a hang.
 package etcd
@@ -269,8 +272,12 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// path is the etcd key of one resource; k must have been checked.
+// path is the etcd key of one resource; k must have been checked (see
+// also checkName).
 func path(ki v3.KindInfo, k datastore.Key) string {
+	if isIPAMConfig(ki) {
+		return IPAMConfigKey
+	}
 	if ki.Namespaced {
 		return Prefix + ki.Plural + "/" + k.Namespace + "/" + k.Name
 	}
@@ -280,6 +287,9 @@ func path(ki v3.KindInfo, k datastore.Key) string {
 // kindPrefix is the key prefix of a kind, narrowed to a namespace for
 // namespaced kinds when ns is set.
 func kindPrefix(ki v3.KindInfo, ns string) string {
+	if isIPAMConfig(ki) {
+		return IPAMConfigKey
+	}
 	if ki.Namespaced && ns != "" {
 		return Prefix + ki.Plural + "/" + ns + "/"
 	}
@@ -289,6 +299,9 @@ func kindPrefix(ki v3.KindInfo, ns string) string {
 // parsePath is the inverse of path; ok is false for keys that do not fit the
 // layout (which List and Watch skip).
 func parsePath(ki v3.KindInfo, key string) (datastore.Key, bool) {
+	if isIPAMConfig(ki) {
+		return datastore.Key{Kind: ki.Kind, Name: ipamConfigName}, key == IPAMConfigKey
+	}
 	rest, ok := strings.CutPrefix(key, Prefix+ki.Plural+"/")
 	if !ok || rest == "" {
 		return datastore.Key{}, false

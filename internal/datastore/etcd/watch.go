@@ -148,7 +148,7 @@ func (w *watcher) convert(ev *clientv3.Event) (datastore.Event, bool) {
 		if ev.Type == mvccpb.DELETE {
 			rev = ev.Kv.ModRevision
 		}
-		r, err := meta.Decode(w.ki, k, ev.PrevKv.Value, revString(rev))
+		r, err := decodeValue(w.ki, k, ev.PrevKv.Value, revString(rev))
 		if err != nil {
 			w.b.log.Warn("watch: previous value does not decode", "key", key, "error", err)
 		} else {
@@ -166,7 +166,7 @@ func (w *watcher) convert(ev *clientv3.Event) (datastore.Event, bool) {
 		}
 		return datastore.Event{Type: datastore.Deleted, Old: prev}, true
 	default:
-		r, err := meta.Decode(w.ki, k, ev.Kv.Value, revString(ev.Kv.ModRevision))
+		r, err := decodeValue(w.ki, k, ev.Kv.Value, revString(ev.Kv.ModRevision))
 		if err != nil {
 			w.b.log.Warn("watch: skipping value that does not decode", "key", key, "error", err)
 			return datastore.Event{}, false
