@@ -148,6 +148,7 @@ etcdv3 datastore at ` + client.DefaultEtcdEndpoint + `.`,
 		a.convertCommand(),
 		a.ipamCommand(),
 		a.datastoreCommand(),
+		a.nodeCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
 	)

@@ -1,8 +1,12 @@
 // Package node is calico-node's start-up: it optionally serves the embedded
 // datastore, connects to the datastore and makes sure the cluster-wide
 // objects every other component expects exist (ClusterInformation "default"
-// and the "default" tier). Later stages (node registration, the policy
-// engine, BGP) hang off Run.
+// and the "default" tier). With Options.Node it also registers this host
+// (Startup: the Node resource with autodetected addresses, default pools,
+// tunnel addresses, the node name and MTU files for the CNI plugin) and,
+// with the bird backend, runs BGP (internal/bgp/controller with an embedded
+// GoBGP) until the context ends. OptionsFromEnv reads calico-node's
+// environment variables.
 package node
 
 import (
@@ -28,6 +32,9 @@ type Options struct {
 	Embedded          embedded.Options
 	// Datastore is used when EmbeddedDatastore is false.
 	Datastore client.Config
+	// Node, when set, registers this host and runs its networking; nil
+	// only prepares the cluster-wide objects.
+	Node *NodeOptions
 	// Ready, when set, is called once start-up has finished, with the
 	// datastore endpoints in use.
 	Ready  func(endpoints []string)
@@ -67,9 +74,33 @@ func Run(ctx context.Context, opts Options) (retErr error) {
 	if err := EnsureClusterObjects(ctx, c); err != nil {
 		return err
 	}
+	var bgpDone chan error
+	if opts.Node != nil {
+		n := *opts.Node
+		if _, err := Startup(ctx, c, n, log); err != nil {
+			return err
+		}
+		if err := n.setDefaults(); err != nil {
+			return err
+		}
+		if n.Backend == BackendBird {
+			bgpDone = make(chan error, 1)
+			go func() { bgpDone <- runBGP(ctx, c, n, log) }()
+		}
+	}
 	log.Info("calico-node started", "version", buildinfo.Version, "datastore", cfg.Spec.EtcdEndpoints)
 	if opts.Ready != nil {
 		opts.Ready(cfg.Spec.Endpoints())
+	}
+	if bgpDone != nil {
+		select {
+		case err := <-bgpDone:
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("bgp: %w", err)
+			}
+		case <-ctx.Done():
+			<-bgpDone
+		}
 	}
 	<-ctx.Done()
 	log.Info("calico-node stopping")
