@@ -14,7 +14,7 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   echo "==> calico-node already running (pid $(cat "$pidfile")), datastore at $ETCD_ENDPOINTS"
 else
   echo "==> Starting calico-node with the embedded datastore on $listen (data in $run_dir/etcd, log in $log)"
-  nohup "$bin/calico-node" --embedded-datastore \
+  nohup "$bin/calico-node" --embedded-datastore --datastore-only \
     --etcd-listen-client "$listen" --etcd-listen-peer "$peer" \
     --etcd-data-dir "$run_dir/etcd" >"$log" 2>&1 &
   echo $! >"$pidfile"

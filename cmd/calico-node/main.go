@@ -1,6 +1,6 @@
-// Command calico-node is the per-host agent. Today it serves the embedded
-// single-node datastore (--embedded-datastore) and prepares the cluster-wide
-// objects; the policy engine and routing arrive in later releases.
+// Command calico-node is the per-host agent: it registers the Node, runs
+// the policy engine (nftables) and BGP, and can serve the embedded
+// single-node datastore (--embedded-datastore).
 package main
 
 import (
@@ -16,7 +16,6 @@ import (
 	"github.com/calico-go/calico/internal/buildinfo"
 	"github.com/calico-go/calico/internal/datastore/embedded"
 	"github.com/calico-go/calico/internal/node"
-	"github.com/calico-go/calico/pkg/client"
 )
 
 func main() {
@@ -28,9 +27,13 @@ func run(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: calico-node [flags]
 
-Runs the Calico agent on this host. With --embedded-datastore it also serves a
-single-node etcd (the one-host default); otherwise it uses the datastore named
-by DATASTORE_TYPE / ETCD_ENDPOINTS (and the other ETCD_* variables).
+Runs the Calico agent on this host: registers the Node (NODENAME, IP,
+IP_AUTODETECTION_METHOD, AS, CALICO_IPV4POOL_*), runs the policy engine
+(FELIX_* settings, /etc/calico/felix.cfg) and, with
+CALICO_NETWORKING_BACKEND=bird (the default), BGP. With --embedded-datastore it
+also serves a single-node etcd (the one-host default); otherwise it uses the
+datastore named by DATASTORE_TYPE / ETCD_ENDPOINTS (and the other ETCD_*
+variables). --datastore-only skips everything but the datastore.
 
 Flags:
 `)
@@ -40,6 +43,7 @@ Flags:
 		opts     node.Options
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
 		version  = fs.Bool("version", false, "print the version and exit")
+		dsOnly   = fs.Bool("datastore-only", false, "only serve/prepare the datastore: no node registration, policy engine or BGP")
 	)
 	fs.BoolVar(&opts.EmbeddedDatastore, "embedded-datastore", false, "serve a single-node etcd in this process and use it")
 	fs.StringVar(&opts.Embedded.ListenClient, "etcd-listen-client", embedded.DefaultListenClient, "host:port the embedded etcd serves clients on")
@@ -62,13 +66,16 @@ Flags:
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	opts.Logger = log
-	if !opts.EmbeddedDatastore {
-		cfg, err := client.ConfigFromEnv()
-		if err != nil {
-			log.Error("datastore configuration", "error", err)
-			return 1
-		}
-		opts.Datastore = cfg
+	envOpts, err := node.OptionsFromEnv()
+	if err != nil {
+		log.Error("configuration", "error", err)
+		return 1
+	}
+	opts.Datastore = envOpts.Datastore
+	if !*dsOnly && envOpts.Node != nil {
+		opts.Node = envOpts.Node
+		p := node.PolicyOptionsFromEnv()
+		opts.Policy = &p
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -35,6 +35,9 @@ type Options struct {
 	// Node, when set, registers this host and runs its networking; nil
 	// only prepares the cluster-wide objects.
 	Node *NodeOptions
+	// Policy, when set together with Node, runs the policy engine (felix)
+	// for this node.
+	Policy *PolicyOptions
 	// Ready, when set, is called once start-up has finished, with the
 	// datastore endpoints in use.
 	Ready  func(endpoints []string)
@@ -74,7 +77,10 @@ func Run(ctx context.Context, opts Options) (retErr error) {
 	if err := EnsureClusterObjects(ctx, c); err != nil {
 		return err
 	}
-	var bgpDone chan error
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := 0
+	done := make(chan error, 2)
 	if opts.Node != nil {
 		n := *opts.Node
 		if _, err := Startup(ctx, c, n, log); err != nil {
@@ -83,28 +89,45 @@ func Run(ctx context.Context, opts Options) (retErr error) {
 		if err := n.setDefaults(); err != nil {
 			return err
 		}
+		if opts.Policy != nil {
+			parts++
+			go goRun(done, "policy engine", func() error {
+				return runPolicy(ctx, c, n.Name, *opts.Policy, log.With("component", "felix"))
+			})
+		}
 		if n.Backend == BackendBird {
-			bgpDone = make(chan error, 1)
-			go func() { bgpDone <- runBGP(ctx, c, n, log) }()
+			parts++
+			go goRun(done, "bgp", func() error { return runBGP(ctx, c, n, log) })
 		}
 	}
 	log.Info("calico-node started", "version", buildinfo.Version, "datastore", cfg.Spec.EtcdEndpoints)
 	if opts.Ready != nil {
 		opts.Ready(cfg.Spec.Endpoints())
 	}
-	if bgpDone != nil {
-		select {
-		case err := <-bgpDone:
-			if err != nil && ctx.Err() == nil {
-				return fmt.Errorf("bgp: %w", err)
-			}
-		case <-ctx.Done():
-			<-bgpDone
+	// Run until ctx ends or a part stops; then stop every part and wait.
+	var first error
+	for i := 0; i < parts; i++ {
+		err := <-done
+		if err != nil && ctx.Err() == nil && first == nil {
+			first = err
 		}
+		cancel()
+	}
+	if first != nil {
+		return first
 	}
 	<-ctx.Done()
 	log.Info("calico-node stopping")
 	return nil
+}
+
+// goRun runs fn and delivers its error, named, on done.
+func goRun(done chan<- error, name string, fn func() error) {
+	if err := fn(); err != nil {
+		done <- fmt.Errorf("%s: %w", name, err)
+		return
+	}
+	done <- nil
 }
 
 // EnsureClusterObjects creates ClusterInformation "default" (with a new

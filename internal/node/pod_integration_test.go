@@ -98,6 +98,14 @@ func TestPodToPodOverBGP(t *testing.T) {
 	cl := newCluster(t)
 	bin := cniPlugins(t)
 	hs := []*host{cl.addHost("host-1", 1), cl.addHost("host-2", 2), cl.addHost("host-3", 3)}
+	// The CNI plugin needs the node name file that start-up writes.
+	for _, h := range hs {
+		file := filepath.Join(cl.dir, h.name+".nodename")
+		waitUntil(t, h.name+" start-up", 30*time.Second, func() (bool, string) {
+			_, err := os.Stat(file)
+			return err == nil, fmt.Sprint(err)
+		})
+	}
 	type podInfo struct {
 		ns   *netnstest.NS
 		addr netip.Addr
