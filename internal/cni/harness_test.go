@@ -250,7 +250,7 @@ func (p *pod) rt() *libcni.RuntimeConf {
 }
 
 func (p *pod) workload(node, network string) cni.Workload {
-	return cni.NewWorkload(network, node, p.id, p.ifName, netconf.K8sArgs{PodNamespace: p.namespace, PodName: p.name})
+	return cni.NewWorkload(network, node, p.id, p.ifName, netconf.CNIArgs{PodNamespace: p.namespace, PodName: p.name})
 }
 
 // hostVeth is the pod's host-side interface name.

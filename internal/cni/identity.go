@@ -29,7 +29,7 @@ type Workload struct {
 
 // NewWorkload derives the identity from the invocation: Kubernetes when
 // CNI_ARGS names a pod, the generic "cni" orchestrator otherwise.
-func NewWorkload(network, node, containerID, ifName string, k8s netconf.K8sArgs) Workload {
+func NewWorkload(network, node, containerID, ifName string, k8s netconf.CNIArgs) Workload {
 	w := Workload{Orchestrator: v3.OrchestratorCNI, Network: network, Node: node, ContainerID: containerID, IfName: ifName}
 	if k8s.IsPod() {
 		w.Orchestrator = v3.OrchestratorKubernetes

@@ -3,6 +3,7 @@ package cni
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +23,7 @@ import (
 )
 
 func TestPodIdentity(t *testing.T) {
-	w := NewWorkload("k8s-pod-network", "node-1", "c0ffee", "eth0", netconf.K8sArgs{PodNamespace: "shop", PodName: "web-0"})
+	w := NewWorkload("k8s-pod-network", "node-1", "c0ffee", "eth0", netconf.CNIArgs{PodNamespace: "shop", PodName: "web-0"})
 	sum := sha1.Sum([]byte("shop.web-0"))
 	if got, want := w.HostVethName("cali"), "cali"+hex.EncodeToString(sum[:])[:11]; got != want {
 		t.Errorf("veth %q, want %q", got, want)
@@ -61,7 +62,7 @@ func TestPodIdentity(t *testing.T) {
 }
 
 func TestCNIIdentity(t *testing.T) {
-	w := NewWorkload("mynet", "n1", "abc-123", "net1", netconf.K8sArgs{})
+	w := NewWorkload("mynet", "n1", "abc-123", "net1", netconf.CNIArgs{})
 	sum := sha1.Sum([]byte("abc-123.net1"))
 	if got, want := w.HostVethName("cali"), "cali"+hex.EncodeToString(sum[:])[:11]; got != want {
 		t.Errorf("veth %q, want %q", got, want)
@@ -94,8 +95,7 @@ func TestWorkloadAddrs(t *testing.T) {
 		{Address: mustCIDR("10.1.0.5/26")},
 		{Address: mustCIDR("fd00::5/122")},
 	}}
-	v6 := "true"
-	conf := &netconf.NetConf{IPAM: netconf.IPAM{Type: netconf.IPAMCalico, AssignIPv6: &v6}}
+	conf := &netconf.NetConf{IPAM: netconf.IPAM{Type: netconf.IPAMCalico, AssignIPv6: json.RawMessage(`"true"`)}}
 	got, err := workloadAddrs(res, conf)
 	if err != nil {
 		t.Fatal(err)

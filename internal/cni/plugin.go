@@ -20,10 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -58,13 +55,9 @@ var (
 
 // Options configure a Plugin. Zero values pick the production defaults.
 type Options struct {
-	// Stderr receives the log (default os.Stderr).
-	Stderr io.Writer
-	// Stdout receives results (default os.Stdout).
-	Stdout io.Writer
-	// LookupEnv reads the environment (FELIX_INTERFACEPREFIX, ETCD_*,
-	// CNI_PATH); default os.LookupEnv.
-	LookupEnv func(string) (string, bool)
+	// Env is where results and the log go and where FELIX_INTERFACEPREFIX,
+	// ETCD_* and CNI_PATH are read (default: the process's own).
+	netconf.Env
 	// MTUFile is read when the configured mtu is 0 (default
 	// netconf.DefaultMTUFile).
 	MTUFile string
@@ -84,15 +77,7 @@ type Plugin struct {
 
 // New returns a plugin with opts, defaults filled in.
 func New(opts Options) *Plugin {
-	if opts.Stderr == nil {
-		opts.Stderr = os.Stderr
-	}
-	if opts.Stdout == nil {
-		opts.Stdout = os.Stdout
-	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
+	opts.Env = opts.Env.WithDefaults()
 	if opts.MTUFile == "" {
 		opts.MTUFile = netconf.DefaultMTUFile
 	}
@@ -137,7 +122,7 @@ func (p *Plugin) begin(cmd string, args *skel.CmdArgs) (*invocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := p.logger(conf)
+	log, err := conf.Logger(p.opts.Stderr, slog.LevelInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -164,51 +149,6 @@ func (p *Plugin) workload(inv *invocation) (Workload, error) {
 func (p *Plugin) hostVeth(w Workload) string {
 	env, _ := p.opts.LookupEnv("FELIX_INTERFACEPREFIX")
 	return w.HostVethName(interfacePrefix(env))
-}
-
-// logger builds the invocation's logger from log_level (and log_file_path,
-// appended to without rotation).
-func (p *Plugin) logger(conf *netconf.NetConf) (*slog.Logger, error) {
-	var level slog.Level
-	switch strings.ToLower(conf.LogLevel) {
-	case "", "info":
-		level = slog.LevelInfo
-	case "debug":
-		level = slog.LevelDebug
-	case "warning", "warn":
-		level = slog.LevelWarn
-	case "error", "fatal", "panic":
-		level = slog.LevelError
-	default:
-		return nil, fmt.Errorf("%w: log_level %q is unknown; use ERROR, WARNING, INFO or DEBUG", netconf.ErrInvalid, conf.LogLevel)
-	}
-	w := p.opts.Stderr
-	if conf.LogFilePath != "" {
-		f, err := openLogFile(conf.LogFilePath)
-		if err != nil {
-			return nil, err
-		}
-		w = io.MultiWriter(w, f)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
-}
-
-func openLogFile(path string) (io.Writer, error) {
-	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
-		return nil, fmt.Errorf("log_file_path %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("log_file_path %s: %w", path, err)
-	}
-	return f, nil // closed when the process exits
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		return path[:i]
-	}
-	return "."
 }
 
 // connect opens the datastore described by the network configuration.

@@ -491,16 +491,12 @@ func (a *app) releaseFromReports(ctx context.Context, s *ipamSession, o releaseO
 		fmt.Fprintln(a.stdout, "WARNING: Data store is not locked. Ignoring due to --force option")
 	}
 	r := intersectReports(reports)
-	gone, err := dropReleased(ctx, s, r)
-	if err != nil {
-		return err
-	}
-	if gone > 0 {
-		fmt.Fprintf(a.stdout, "%d addresses marked as leaked in the report had already been cleaned up.\n", gone)
-	}
 	fmt.Fprintf(a.stdout, "Releasing %d leaked IPs, deleting %d handles with no IPs, fixing %d handle counts and %d block affinities...\n",
 		len(r.Leaked), len(r.EmptyHandles), len(r.HandleMismatches), len(r.StaleAffinities)+len(r.OrphanBlocks))
 	res, err := s.alloc.Repair(ctx, r, ipam.RepairOptions{})
+	if res.AlreadyFree > 0 {
+		fmt.Fprintf(a.stdout, "%d addresses marked as leaked in the report had already been cleaned up.\n", res.AlreadyFree)
+	}
 	fmt.Fprintf(a.stdout, "Released %d IPs; deleted %d handles; fixed %d handles and %d block affinities; "+
 		"skipped %d findings that changed since the report.\n", res.Released, res.HandlesDeleted, res.HandlesFixed, res.AffinitiesFixed, res.Skipped)
 	if err != nil {
@@ -512,26 +508,6 @@ func (a *app) releaseFromReports(ctx context.Context, s *ipamSession, o releaseO
 	}
 	fmt.Fprintln(a.stdout, "You may now unlock the data store.")
 	return nil
-}
-
-// dropReleased removes from r.Leaked the addresses that are no longer
-// allocated as the report saw them (released, or released and reused), and
-// returns how many. Repair would leave them alone anyway; this only keeps
-// its counts honest.
-func dropReleased(ctx context.Context, s *ipamSession, r *ipam.Report) (int, error) {
-	snap, err := s.alloc.Snapshot(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read IPAM: %w", err)
-	}
-	var keep []ipam.Allocation
-	for _, al := range r.Leaked {
-		if cur, ok := snap.Lookup(al.IP); ok && cur.HandleID == al.HandleID && cur.SequenceNumber == al.SequenceNumber {
-			keep = append(keep, al)
-		}
-	}
-	gone := len(r.Leaked) - len(keep)
-	r.Leaked = keep
-	return gone, nil
 }
 
 // intersectReports keeps what every report found, unchanged (same

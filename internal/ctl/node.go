@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,7 +64,7 @@ func printBGPStatus(w io.Writer, rep status.Report, now time.Time) {
 		name string
 		v6   bool
 	}{{"IPv4", false}, {"IPv6", true}} {
-		var rows [][]string
+		t := newBoxTable("PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO")
 		for _, p := range rep.Peers {
 			if p.Address.Is6() != fam.v6 {
 				continue
@@ -81,14 +80,14 @@ func printBGPStatus(w io.Writer, rep status.Report, now time.Time) {
 			if typ == "" {
 				typ = "unknown"
 			}
-			rows = append(rows, []string{p.Address.String(), typ, state, since(p.Since, now), info})
+			t.row(p.Address.String(), typ, state, since(p.Since, now), info)
 		}
 		fmt.Fprintf(w, "\n%s BGP status\n", fam.name)
-		if len(rows) == 0 {
+		if len(t.rows) == 0 {
 			fmt.Fprintf(w, "No %s peers found.\n", fam.name)
 			continue
 		}
-		renderBox(w, []string{"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows)
+		t.render(w)
 	}
 	fmt.Fprintln(w)
 }
@@ -104,41 +103,4 @@ func since(t, now time.Time) string {
 		}
 	}
 	return t.Format("2006-01-02")
-}
-
-// renderBox draws a table with +---+ borders, headers centred and cells
-// left-aligned, as calicoctl's table writer does.
-func renderBox(w io.Writer, header []string, rows [][]string) {
-	widths := make([]int, len(header))
-	for i, h := range header {
-		widths[i] = len(h)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
-		}
-	}
-	sep := "+"
-	for _, wd := range widths {
-		sep += strings.Repeat("-", wd+2) + "+"
-	}
-	line := func(cells []string, centre bool) string {
-		s := "|"
-		for i, c := range cells {
-			pad := widths[i] - len(c)
-			left := 0
-			if centre {
-				left = pad / 2
-			}
-			s += " " + strings.Repeat(" ", left) + c + strings.Repeat(" ", pad-left) + " |"
-		}
-		return s
-	}
-	fmt.Fprintln(w, sep)
-	fmt.Fprintln(w, line(header, true))
-	fmt.Fprintln(w, sep)
-	for _, r := range rows {
-		fmt.Fprintln(w, line(r, false))
-	}
-	fmt.Fprintln(w, sep)
 }

@@ -257,10 +257,14 @@ type RepairOptions struct {
 	ReleaseVanishedNodes bool
 }
 
-// RepairResult counts what Repair did. Skipped counts findings that changed
-// since the check (and were left alone).
+// RepairResult counts what Repair did. Released counts the addresses
+// Repair itself freed. AlreadyFree counts listed addresses that were no
+// longer allocated at all (released since the check); Skipped counts the
+// other findings that changed since the check (an address released and
+// given to a new owner, a handle or affinity rewritten), which were left
+// alone.
 type RepairResult struct {
-	Released, HandlesFixed, HandlesDeleted, AffinitiesFixed, Skipped int
+	Released, AlreadyFree, HandlesFixed, HandlesDeleted, AffinitiesFixed, Skipped int
 }
 
 // Repair fixes what a Report lists, comparing revisions and sequence numbers
@@ -274,8 +278,10 @@ func (a *Allocator) Repair(ctx context.Context, r *Report, opts RepairOptions) (
 	release := func(als []Allocation) error {
 		for _, al := range als {
 			seq := al.SequenceNumber
-			_, err := a.Release(ctx, ReleaseOptions{IP: al.IP, HandleID: al.HandleID, SequenceNumber: &seq})
+			free, err := a.Release(ctx, ReleaseOptions{IP: al.IP, HandleID: al.HandleID, SequenceNumber: &seq})
 			switch {
+			case err == nil && len(free) > 0:
+				res.AlreadyFree++
 			case err == nil:
 				res.Released++
 			case errors.Is(err, ErrBadSequenceNumber) || errors.Is(err, ErrHandleMismatch):

@@ -108,6 +108,36 @@ func TestCheckAndRepair(t *testing.T) {
 	}
 }
 
+// TestRepairAlreadyFree: a leaked address that was released between the
+// check and the repair is counted as already free, not as released, and a
+// second repair with the same report releases nothing either.
+func TestRepairAlreadyFree(t *testing.T) {
+	a, st := newTest(t, StaticResources{Pools: []v3.IPPool{mkPool("p", "10.0.0.0/24", 28)}})
+	ctx := ctxT(t)
+	leak := assign4(t, a, "n1", "leak", 2)
+	st.Delete(HandleKey("leak"))
+	r, err := a.Check(ctx, CheckOptions{Nodes: []string{"n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Leaked) != 2 {
+		t.Fatalf("leaked %+v", r.Leaked)
+	}
+	// Someone else frees the first one after the check.
+	if _, err := a.ReleaseIPs(ctx, leak[0].Addr()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Repair(ctx, r, RepairOptions{})
+	if err != nil || res != (RepairResult{Released: 1, AlreadyFree: 1}) {
+		t.Fatalf("repair %+v %v; want Released 1, AlreadyFree 1", res, err)
+	}
+	res, err = a.Repair(ctx, r, RepairOptions{})
+	if err != nil || res != (RepairResult{AlreadyFree: 2}) {
+		t.Fatalf("second repair %+v %v; want AlreadyFree 2", res, err)
+	}
+	mustClean(t, a, CheckOptions{Nodes: []string{"n1"}})
+}
+
 func TestReleaseAffinity(t *testing.T) {
 	a, _ := newTest(t, StaticResources{Pools: []v3.IPPool{mkPool("p", "10.0.0.0/24", 28)}})
 	ctx := ctxT(t)
@@ -161,6 +191,40 @@ func TestConfig(t *testing.T) {
 	st.Put(ConfigKey, []byte(`{"strict_affinity":true}`))
 	if spec, _ := a.Config(ctx); *spec.AutoAllocateBlocks || !spec.StrictAffinity {
 		t.Fatalf("decoded %+v", spec)
+	}
+}
+
+// TestConfigKeepsMetadata: SetConfig and UpdateConfig write the resource
+// metadata the datastore backend stores in the document back unchanged
+// (labels set with calicoctl apply survive calicoctl ipam configure).
+func TestConfigKeepsMetadata(t *testing.T) {
+	a, st := newTest(t, StaticResources{})
+	ctx := ctxT(t)
+	meta := `{"uid":"u-1","creationTimestamp":"2024-01-02T03:04:05Z","labels":{"team":"net"},"annotations":{"a":"b"}}`
+	st.Put(ConfigKey, []byte(`{"strict_affinity":false,"auto_allocate_blocks":true,"metadata":`+meta+`}`))
+	stored := func() StoredConfig {
+		t.Helper()
+		kvs, err := st.Get(ctx, ConfigKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc StoredConfig
+		if err := json.Unmarshal(kvs[0].Value, &sc); err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	if err := a.SetConfig(ctx, v3.IPAMConfigurationSpec{StrictAffinity: true}); err != nil {
+		t.Fatal(err)
+	}
+	if sc := stored(); !sc.StrictAffinity || string(sc.Metadata) != meta {
+		t.Fatalf("after SetConfig: %+v metadata %s, want %s", sc, sc.Metadata, meta)
+	}
+	if err := a.UpdateConfig(ctx, func(s *v3.IPAMConfigurationSpec) error { s.MaxBlocksPerHost = 3; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if sc := stored(); !sc.StrictAffinity || sc.MaxBlocksPerHost != 3 || string(sc.Metadata) != meta {
+		t.Fatalf("after UpdateConfig: %+v metadata %s, want %s", sc, sc.Metadata, meta)
 	}
 }
 

@@ -95,6 +95,11 @@ type StoredConfig struct {
 	MaxBlocksPerHost             int    `json:"maxBlocksPerHost,omitempty"`
 	IPCooldownSeconds            *int32 `json:"ipCooldownSeconds,omitempty"`
 	KubeVirtVMAddressPersistence string `json:"kubeVirtVMAddressPersistence,omitempty"`
+	// Metadata is the metadata of the IPAMConfiguration resource (uid,
+	// creationTimestamp, labels, annotations) that the datastore backend
+	// stores in the same document. The allocator does not interpret it
+	// and writes it back unchanged.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 func family(p netip.Prefix) string {

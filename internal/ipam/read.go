@@ -20,38 +20,41 @@ import (
 // strictAffinity false, autoAllocateBlocks true, maxBlocksPerHost 0 (meaning
 // v3.DefaultMaxBlocksPerHost).
 func (a *Allocator) Config(ctx context.Context) (v3.IPAMConfigurationSpec, error) {
-	spec, _, err := a.config(ctx)
+	spec, _, _, err := a.config(ctx)
 	return spec, err
 }
 
-func (a *Allocator) config(ctx context.Context) (v3.IPAMConfigurationSpec, int64, error) {
+// config reads the stored document: the spec, the resource metadata the
+// datastore backend keeps beside it (nil if none) and the revision (0 when
+// there is no document).
+func (a *Allocator) config(ctx context.Context) (_ v3.IPAMConfigurationSpec, metadata json.RawMessage, rev int64, _ error) {
 	kvs, err := a.store.Get(ctx, ConfigKey)
 	if err != nil {
-		return v3.IPAMConfigurationSpec{}, 0, fmt.Errorf("read IPAM config: %w", err)
+		return v3.IPAMConfigurationSpec{}, nil, 0, fmt.Errorf("read IPAM config: %w", err)
 	}
 	if kvs[0].Revision == 0 {
-		return v3.IPAMConfigurationSpec{AutoAllocateBlocks: ptr(true)}, 0, nil
+		return v3.IPAMConfigurationSpec{AutoAllocateBlocks: ptr(true)}, nil, 0, nil
 	}
-	spec, err := decodeConfig(kvs[0].Value)
-	return spec, kvs[0].Revision, err
+	spec, metadata, err := decodeConfig(kvs[0].Value)
+	return spec, metadata, kvs[0].Revision, err
 }
 
-func decodeConfig(data []byte) (v3.IPAMConfigurationSpec, error) {
+func decodeConfig(data []byte) (v3.IPAMConfigurationSpec, json.RawMessage, error) {
 	var sc StoredConfig
 	if err := json.Unmarshal(data, &sc); err != nil {
-		return v3.IPAMConfigurationSpec{}, fmt.Errorf("decode IPAM config %s: %w", ConfigKey, err)
+		return v3.IPAMConfigurationSpec{}, nil, fmt.Errorf("decode IPAM config %s: %w", ConfigKey, err)
 	}
 	spec := v3.IPAMConfigurationSpec{StrictAffinity: sc.StrictAffinity, MaxBlocksPerHost: int32(sc.MaxBlocksPerHost),
 		AutoAllocateBlocks: ptr(sc.AutoAllocateBlocks), IPCooldownSeconds: sc.IPCooldownSeconds}
 	if sc.KubeVirtVMAddressPersistence != "" {
 		spec.KubeVirtVMAddressPersistence = ptr(v3.VMAddressPersistence(sc.KubeVirtVMAddressPersistence))
 	}
-	return spec, nil
+	return spec, sc.Metadata, nil
 }
 
-func encodeConfig(spec v3.IPAMConfigurationSpec) []byte {
+func encodeConfig(spec v3.IPAMConfigurationSpec, metadata json.RawMessage) []byte {
 	sc := StoredConfig{StrictAffinity: spec.StrictAffinity, AutoAllocateBlocks: spec.AutoAllocateBlocks == nil || *spec.AutoAllocateBlocks,
-		MaxBlocksPerHost: int(spec.MaxBlocksPerHost), IPCooldownSeconds: spec.IPCooldownSeconds}
+		MaxBlocksPerHost: int(spec.MaxBlocksPerHost), IPCooldownSeconds: spec.IPCooldownSeconds, Metadata: metadata}
 	if spec.KubeVirtVMAddressPersistence != nil {
 		sc.KubeVirtVMAddressPersistence = string(*spec.KubeVirtVMAddressPersistence)
 	}
@@ -59,6 +62,7 @@ func encodeConfig(spec v3.IPAMConfigurationSpec) []byte {
 }
 
 // SetConfig validates spec (as IPAMConfiguration "default") and stores it.
+// The resource's metadata (labels, annotations) is kept.
 func (a *Allocator) SetConfig(ctx context.Context, spec v3.IPAMConfigurationSpec) error {
 	return a.UpdateConfig(ctx, func(s *v3.IPAMConfigurationSpec) error {
 		*s = spec
@@ -68,9 +72,11 @@ func (a *Allocator) SetConfig(ctx context.Context, spec v3.IPAMConfigurationSpec
 
 // UpdateConfig reads the configuration, lets fn change it, validates the
 // result and writes it back with a compare-and-swap (retried on conflict).
+// The resource's metadata stored with it (labels and annotations set with
+// `calicoctl apply`, uid, creationTimestamp) is written back unchanged.
 func (a *Allocator) UpdateConfig(ctx context.Context, fn func(*v3.IPAMConfigurationSpec) error) error {
 	for attempt := 0; attempt < a.maxRetries; attempt++ {
-		spec, rev, err := a.config(ctx)
+		spec, metadata, rev, err := a.config(ctx)
 		if err == nil {
 			if err := fn(&spec); err != nil {
 				return err
@@ -81,7 +87,8 @@ func (a *Allocator) UpdateConfig(ctx context.Context, fn func(*v3.IPAMConfigurat
 			if err := v3.Validate(res); err != nil {
 				return fmt.Errorf("set IPAM config: %w", err)
 			}
-			if _, err = a.txn(ctx, Op{Type: OpPut, Key: ConfigKey, Value: encodeConfig(spec), Revision: rev}); err == nil {
+			op := Op{Type: OpPut, Key: ConfigKey, Value: encodeConfig(spec, metadata), Revision: rev}
+			if _, err = a.txn(ctx, op); err == nil {
 				return nil
 			}
 		}
@@ -263,7 +270,7 @@ func (a *Allocator) Snapshot(ctx context.Context) (*Snapshot, error) {
 func (s *Snapshot) add(kv KV) error {
 	switch {
 	case kv.Key == ConfigKey:
-		spec, err := decodeConfig(kv.Value)
+		spec, _, err := decodeConfig(kv.Value)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	v3 "github.com/calico-go/calico/api/v3"
+	"github.com/calico-go/calico/internal/cni/netconf"
 	"github.com/calico-go/calico/internal/datastore"
 	"github.com/calico-go/calico/internal/ipam"
 	"github.com/calico-go/calico/pkg/client"
@@ -56,7 +57,7 @@ func Error(err error) *types.Error {
 func Code(err error) uint {
 	var ve *v3.ValidationError
 	switch {
-	case errors.Is(err, ErrConfig), errors.Is(err, client.ErrConfig), errors.Is(err, client.ErrUnsupportedDatastore),
+	case errors.Is(err, netconf.ErrInvalid), errors.Is(err, client.ErrConfig), errors.Is(err, client.ErrUnsupportedDatastore),
 		errors.As(err, &ve), errors.Is(err, ipam.ErrPoolNotFound), errors.Is(err, ipam.ErrPoolNotAllowed),
 		errors.Is(err, ipam.ErrInvalid), errors.Is(err, datastore.ErrUnauthorized):
 		return types.ErrInvalidNetworkConfig

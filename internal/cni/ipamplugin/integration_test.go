@@ -20,6 +20,7 @@ import (
 
 	v3 "github.com/calico-go/calico/api/v3"
 	"github.com/calico-go/calico/internal/cni/ipamplugin"
+	"github.com/calico-go/calico/internal/cni/netconf"
 	"github.com/calico-go/calico/internal/ipam"
 	"github.com/calico-go/calico/internal/testutil/etcdtest"
 )
@@ -418,7 +419,7 @@ func TestLockTimeoutStartsWhenHeld(t *testing.T) {
 	e.pool("pool-a", "10.60.0.0/24", 28, nil)
 	release := holdLock(t, e.lockFile)
 	var out bytes.Buffer
-	p := ipamplugin.New(ipamplugin.Options{Stdout: &out, Stderr: testWriter{t}, Timeout: 2 * time.Second, LockTimeout: 300 * time.Millisecond})
+	p := ipamplugin.New(ipamplugin.Options{Env: netconf.Env{Stdout: &out, Stderr: testWriter{t}}, Timeout: 2 * time.Second, LockTimeout: 300 * time.Millisecond})
 	args := cmdArgs(e.conf(nil), "c1", "")
 	start := time.Now()
 	err := p.Add(context.Background(), args)
@@ -430,7 +431,7 @@ func TestLockTimeoutStartsWhenHeld(t *testing.T) {
 
 	// Held for longer than Timeout: ADD still succeeds, because its clock
 	// starts when it gets the lock.
-	p = ipamplugin.New(ipamplugin.Options{Stdout: &out, Stderr: testWriter{t}, Timeout: time.Second})
+	p = ipamplugin.New(ipamplugin.Options{Env: netconf.Env{Stdout: &out, Stderr: testWriter{t}}, Timeout: time.Second})
 	go func() { time.Sleep(1500 * time.Millisecond); release() }()
 	if err := p.Add(context.Background(), args); err != nil {
 		t.Fatalf("ADD after waiting 1.5s for the lock with a 1s limit: %v", err)

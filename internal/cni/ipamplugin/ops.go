@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	v3 "github.com/calico-go/calico/api/v3"
+	"github.com/calico-go/calico/internal/cni/netconf"
 	"github.com/calico-go/calico/internal/datastore"
 	"github.com/calico-go/calico/internal/ipam"
 	"github.com/calico-go/calico/pkg/client"
@@ -39,7 +40,7 @@ func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	defer done()
-	handles := []string{s.conf.HandleID(args.ContainerID)}
+	handles := []string{netconf.HandleID(s.conf.Name, args.ContainerID)}
 	if legacy := s.args.LegacyHandleID(args.ContainerID); legacy != "" && legacy != handles[0] {
 		handles = append(handles, legacy)
 	}
@@ -60,7 +61,7 @@ func (p *Plugin) Check(ctx context.Context, args *skel.CmdArgs) error {
 		return err
 	}
 	defer s.close()
-	handle := s.conf.HandleID(args.ContainerID)
+	handle := netconf.HandleID(s.conf.Name, args.ContainerID)
 	ips, err := s.alloc.IPsByHandle(ctx, handle)
 	if errors.Is(err, datastore.ErrNotFound) || (err == nil && len(ips) == 0) {
 		return fmt.Errorf("%w: container %s owns no addresses in Calico IPAM (handle %s does not exist); "+
@@ -91,7 +92,7 @@ func (p *Plugin) Check(ctx context.Context, args *skel.CmdArgs) error {
 }
 
 // prevAddrs reads the addresses of prevResult.
-func prevAddrs(conf *Config) ([]netip.Addr, error) {
+func prevAddrs(conf *netconf.IPAMConf) ([]netip.Addr, error) {
 	r, err := version.NewResult(conf.CNIVersion, conf.PrevResult)
 	if err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("decode prevResult: %v", err), "")
@@ -139,8 +140,8 @@ func (p *Plugin) Status(ctx context.Context, args *skel.CmdArgs) error {
 		names []string
 		key   string
 	}{
-		{s.conf.WantIPv4(), false, s.conf.IPAM.IPv4Pools, "ipam.ipv4_pools"},
-		{s.conf.WantIPv6(), true, s.conf.IPAM.IPv6Pools, "ipam.ipv6_pools"},
+		{s.conf.IPAM.WantIPv4(), false, s.conf.IPAM.IPv4Pools, "ipam.ipv4_pools"},
+		{s.conf.IPAM.WantIPv6(), true, s.conf.IPAM.IPv6Pools, "ipam.ipv6_pools"},
 	} {
 		if !fam.want {
 			continue

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	v3 "github.com/calico-go/calico/api/v3"
+	"github.com/calico-go/calico/internal/cni/netconf"
 	"github.com/calico-go/calico/internal/datastore"
 	"github.com/calico-go/calico/internal/ipam"
 	"github.com/calico-go/calico/pkg/client"
@@ -42,15 +41,12 @@ const (
 
 // Options configure a Plugin. Zero values pick the production defaults.
 type Options struct {
-	// Stdout receives results and Stderr the log (default os.Stdout and
-	// os.Stderr).
-	Stdout, Stderr io.Writer
-	// LookupEnv reads the environment (ETCD_ENDPOINTS, ...); default
-	// os.LookupEnv.
-	LookupEnv func(string) (string, bool)
+	// Env is where results and the log go and where ETCD_ENDPOINTS and
+	// the other ETCD_* variables are read (default: the process's own).
+	netconf.Env
 	// Connect opens the datastore (default: client.New with
-	// Config.ClientConfig).
-	Connect func(ctx context.Context, conf *Config) (*client.Client, error)
+	// IPAMConf.ClientConfig).
+	Connect func(ctx context.Context, conf *netconf.IPAMConf) (*client.Client, error)
 	// Timeout bounds the IPAM work once the lock is held (default
 	// DefaultTimeout).
 	Timeout time.Duration
@@ -71,15 +67,7 @@ type Plugin struct {
 
 // New returns a plugin with opts, defaults filled in.
 func New(opts Options) *Plugin {
-	if opts.Stdout == nil {
-		opts.Stdout = os.Stdout
-	}
-	if opts.Stderr == nil {
-		opts.Stderr = os.Stderr
-	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
+	opts.Env = opts.Env.WithDefaults()
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -109,11 +97,13 @@ func (p *Plugin) Funcs(ctx context.Context) skel.CNIFuncs {
 	return skel.CNIFuncs{Add: wrap(p.Add), Del: wrap(p.Del), Check: wrap(p.Check), Status: wrap(p.Status), GC: wrap(p.GC)}
 }
 
-// session is what every command sets up: the configuration, the CNI_ARGS,
-// a logger, and (when connected) the datastore and the allocator.
+// session is what every command sets up: the configuration, the CNI_ARGS
+// (and the address of IP=, if any), a logger, and (when connected) the
+// datastore and the allocator.
 type session struct {
-	conf  *Config
-	args  Args
+	conf  *netconf.IPAMConf
+	args  netconf.CNIArgs
+	ip    netip.Addr
 	log   *slog.Logger
 	c     *client.Client
 	alloc *ipam.Allocator
@@ -127,15 +117,20 @@ func (s *session) close() {
 
 // begin parses the configuration and CNI_ARGS and builds the logger.
 func (p *Plugin) begin(cmd string, args *skel.CmdArgs) (*session, error) {
-	conf, err := ParseConfig(args.StdinData)
+	conf, err := netconf.ParseIPAM(args.StdinData)
 	if err != nil {
 		return nil, err
 	}
-	a, err := ParseArgs(args.Args)
+	a, err := netconf.ParseArgs(args.Args)
 	if err != nil {
 		return nil, err
 	}
-	log, err := p.logger(conf)
+	ip, err := a.Addr()
+	if err != nil {
+		return nil, err
+	}
+	// The default level is WARNING: the runtime shows stderr to users.
+	log, err := conf.Logger(p.opts.Stderr, slog.LevelWarn)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +138,7 @@ func (p *Plugin) begin(cmd string, args *skel.CmdArgs) (*session, error) {
 	if args.ContainerID != "" {
 		log = log.With("container_id", args.ContainerID)
 	}
-	return &session{conf: conf, args: a, log: log}, nil
+	return &session{conf: conf, args: a, ip: ip, log: log}, nil
 }
 
 // open is begin plus the datastore connection and the allocator.
@@ -163,7 +158,7 @@ func (p *Plugin) open(ctx context.Context, cmd string, args *skel.CmdArgs) (*ses
 }
 
 // connect opens the datastore described by the configuration.
-func (p *Plugin) connect(ctx context.Context, conf *Config) (*client.Client, error) {
+func (p *Plugin) connect(ctx context.Context, conf *netconf.IPAMConf) (*client.Client, error) {
 	cfg, err := conf.ClientConfig(p.opts.LookupEnv)
 	if err != nil {
 		return nil, err
@@ -181,46 +176,13 @@ func newAllocator(c *client.Client, log *slog.Logger) (*ipam.Allocator, error) {
 	be, ok := c.Backend().(interface{ Client() *clientv3.Client })
 	if !ok {
 		return nil, fmt.Errorf("%w: the datastore (%T) does not hold Calico IPAM; use datastore_type %q",
-			ErrConfig, c.Backend(), DatastoreEtcdV3)
+			netconf.ErrInvalid, c.Backend(), netconf.DatastoreEtcdV3)
 	}
 	return ipam.New(ipam.Options{
 		Store:     ipam.NewEtcdStore(be.Client(), 0),
 		Resources: ipam.ClientResources(c),
 		Logger:    log,
 	})
-}
-
-// logger logs to stderr and, with log_file_path, to that file as well, at
-// log_level (default WARNING: the runtime shows stderr to users).
-func (p *Plugin) logger(conf *Config) (*slog.Logger, error) {
-	level := slog.LevelWarn
-	switch strings.ToLower(conf.LogLevel) {
-	case "debug":
-		level = slog.LevelDebug
-	case "info":
-		level = slog.LevelInfo
-	case "error", "fatal", "panic":
-		level = slog.LevelError
-	}
-	w := p.opts.Stderr
-	if conf.LogFilePath != "" {
-		if err := os.MkdirAll(dirOf(conf.LogFilePath), 0o755); err != nil {
-			return nil, fmt.Errorf("%w: log_file_path %s: %v", ErrConfig, conf.LogFilePath, err)
-		}
-		f, err := os.OpenFile(conf.LogFilePath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("%w: log_file_path %s: %v", ErrConfig, conf.LogFilePath, err)
-		}
-		w = io.MultiWriter(w, f) // closed when the process exits
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		return path[:i]
-	}
-	return "."
 }
 
 // checkReady refuses to work while ClusterInformation says the datastore is
@@ -245,7 +207,7 @@ func (p *Plugin) locked(ctx context.Context, s *session) (context.Context, func(
 	if p.opts.LockTimeout > 0 {
 		lctx, cancelWait = context.WithTimeout(ctx, p.opts.LockTimeout)
 	}
-	unlock, err := lockHost(lctx, s.conf.LockFile, s.log)
+	unlock, err := lockHost(lctx, s.conf.IPAMLockFile, s.log)
 	cancelWait()
 	if err != nil {
 		return nil, nil, err
@@ -286,7 +248,7 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (retErr error) {
 		return err
 	}
 	defer done()
-	handle := s.conf.HandleID(args.ContainerID)
+	handle := netconf.HandleID(s.conf.Name, args.ContainerID)
 	log := s.log.With("handle", handle, "node", node)
 
 	prefixes, reused, err := p.owned(wctx, s, handle)
@@ -346,12 +308,12 @@ func (p *Plugin) owned(ctx context.Context, s *session, handle string) (_ []neti
 			n6++
 		}
 	}
-	want := s.args.IP
+	want := s.ip
 	match := (want.IsValid() && len(ips) == 1 && ips[0] == want) ||
-		(!want.IsValid() && (n4 > 0) == s.conf.WantIPv4() && (n6 > 0) == s.conf.WantIPv6())
+		(!want.IsValid() && (n4 > 0) == s.conf.IPAM.WantIPv4() && (n6 > 0) == s.conf.IPAM.WantIPv6())
 	if !match {
 		return nil, false, fmt.Errorf("%w: container %s already holds %v under handle %s, which does not fit this request; "+
-			"run DEL for the container first", ErrConfig, strings.TrimPrefix(handle, s.conf.Name+"."), ips, handle)
+			"run DEL for the container first", netconf.ErrInvalid, strings.TrimPrefix(handle, s.conf.Name+"."), ips, handle)
 	}
 	return out, true, nil
 }
@@ -360,7 +322,7 @@ func (p *Plugin) owned(ctx context.Context, s *session, handle string) (_ []neti
 // requested family from the configured (or all eligible) pools.
 func (p *Plugin) assign(ctx context.Context, s *session, handle, node string, nodeLabels map[string]string) ([]netip.Prefix, error) {
 	attrs := ipam.Attrs{Node: node, Pod: s.args.PodName, Namespace: s.args.PodNamespace}
-	if ip := s.args.IP; ip.IsValid() {
+	if ip := s.ip; ip.IsValid() {
 		err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: ip, HandleID: handle, Attrs: attrs, Hostname: node,
 			IntendedUse: v3.IPPoolAllowedUseWorkload})
 		if err != nil {
@@ -379,10 +341,10 @@ func (p *Plugin) assign(ctx context.Context, s *session, handle, node string, no
 		IPv4Pools: s.conf.IPAM.IPv4Pools, IPv6Pools: s.conf.IPAM.IPv6Pools,
 		IntendedUse: v3.IPPoolAllowedUseWorkload,
 	}
-	if s.conf.WantIPv4() {
+	if s.conf.IPAM.WantIPv4() {
 		req.Num4 = 1
 	}
-	if s.conf.WantIPv6() {
+	if s.conf.IPAM.WantIPv6() {
 		req.Num6 = 1
 	}
 	res, err := s.alloc.AutoAssign(ctx, req)

@@ -1,9 +1,14 @@
 // Package netconf reads the network configuration of Calico's CNI plugins
 // ("type": "calico" and "calico-ipam"): the JSON keys Calico documents, their
 // defaults, and the values derived from them and from the invocation (node
-// name, MTU, workload identity from CNI_ARGS, the datastore connection).
+// name, MTU, workload identity and IP from CNI_ARGS, the datastore
+// connection, the logger).
 //
-// It is shared by both plugins and does no networking.
+// Parse reads the configuration for the calico plugin and ParseIPAM for
+// calico-ipam; each refuses only what its own plugin acts on, so that
+// calico-ipam does not reject keys that only the calico plugin validates.
+// The keys both read the same way are in Common, which both configuration
+// types embed. The package is shared by both plugins and does no networking.
 package netconf
 
 import (
@@ -49,21 +54,7 @@ var ErrInvalid = errors.New("invalid network configuration")
 type NetConf struct {
 	types.PluginConf
 
-	// Datastore.
-	DatastoreType    string `json:"datastore_type,omitempty"`
-	EtcdEndpoints    string `json:"etcd_endpoints,omitempty"`
-	EtcdDiscoverySrv string `json:"etcd_discovery_srv,omitempty"`
-	EtcdKeyFile      string `json:"etcd_key_file,omitempty"`
-	EtcdCertFile     string `json:"etcd_cert_file,omitempty"`
-	EtcdCACertFile   string `json:"etcd_ca_cert_file,omitempty"`
-	// Deprecated etcd location keys (etcd_endpoints wins).
-	EtcdAuthority string `json:"etcd_authority,omitempty"`
-	EtcdScheme    string `json:"etcd_scheme,omitempty"`
-
-	// Node name.
-	Nodename             string `json:"nodename,omitempty"`
-	NodenameFile         string `json:"nodename_file,omitempty"`
-	NodenameFileOptional bool   `json:"nodename_file_optional,omitempty"`
+	Common
 
 	// Interface.
 	MTU            int    `json:"mtu,omitempty"`
@@ -71,19 +62,16 @@ type NetConf struct {
 	NumQueues      int    `json:"num_queues,omitempty"`
 	DeviceType     string `json:"device_type,omitempty"`
 
-	IPAM         IPAM   `json:"ipam"`
-	IPAMLockFile string `json:"ipam_lock_file,omitempty"`
+	IPAM IPAM `json:"ipam"`
 
 	// Kubernetes.
 	Policy     Policy     `json:"policy,omitempty"`
 	Kubernetes Kubernetes `json:"kubernetes,omitempty"`
 
-	// Logging.
-	LogLevel        string `json:"log_level,omitempty"`
-	LogFilePath     string `json:"log_file_path,omitempty"`
-	LogFileMaxSize  int    `json:"log_file_max_size,omitempty"`
-	LogFileMaxAge   int    `json:"log_file_max_age,omitempty"`
-	LogFileMaxCount int    `json:"log_file_max_count,omitempty"`
+	// Log file rotation (log_level and log_file_path are in Common).
+	LogFileMaxSize  int `json:"log_file_max_size,omitempty"`
+	LogFileMaxAge   int `json:"log_file_max_age,omitempty"`
+	LogFileMaxCount int `json:"log_file_max_count,omitempty"`
 
 	// Features.
 	FeatureControl    FeatureControl    `json:"feature_control,omitempty"`
@@ -102,17 +90,20 @@ type NetConf struct {
 	RuntimeConfig RuntimeConfig `json:"runtimeConfig,omitempty"`
 }
 
-// IPAM is the "ipam" section. Every key is passed on unchanged to the IPAM
-// plugin, which reads the whole network configuration itself.
+// IPAM is the "ipam" section. The calico plugin passes every key on
+// unchanged to the IPAM plugin, which reads the whole network configuration
+// itself.
 type IPAM struct {
 	Type string `json:"type"`
-	// AssignIPv4 and AssignIPv6 are strings ("true"/"false"), as Calico
-	// documents them.
-	AssignIPv4 *string  `json:"assign_ipv4,omitempty"`
-	AssignIPv6 *string  `json:"assign_ipv6,omitempty"`
-	IPv4Pools  []string `json:"ipv4_pools,omitempty"`
-	IPv6Pools  []string `json:"ipv6_pools,omitempty"`
-	Subnet     string   `json:"subnet,omitempty"`
+	// AssignIPv4 and AssignIPv6 are the strings "true"/"false" as Calico
+	// documents them (JSON booleans are accepted too); see WantIPv4.
+	AssignIPv4 json.RawMessage `json:"assign_ipv4,omitempty"`
+	AssignIPv6 json.RawMessage `json:"assign_ipv6,omitempty"`
+	// IPv4Pools and IPv6Pools name pools by name or CIDR (calico-ipam).
+	IPv4Pools []string `json:"ipv4_pools,omitempty"`
+	IPv6Pools []string `json:"ipv6_pools,omitempty"`
+	// Subnet is host-local's.
+	Subnet string `json:"subnet,omitempty"`
 }
 
 // Policy is the "policy" section.
@@ -178,47 +169,29 @@ func (l *Labels) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Parse decodes and checks a network configuration and fills in defaults.
-// Errors wrap ErrInvalid.
+// Parse decodes and checks the network configuration of the calico
+// plugin and fills in defaults. Errors wrap ErrInvalid.
 func Parse(data []byte) (*NetConf, error) {
 	c := &NetConf{}
-	if err := json.Unmarshal(data, c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err := decode(data, c); err != nil {
+		return nil, err
 	}
 	if c.Name == "" {
 		c.Name = DefaultNetworkName
 	}
-	if c.DatastoreType == "" {
-		c.DatastoreType = DatastoreEtcdV3
-	}
-	if c.NodenameFile == "" {
-		c.NodenameFile = DefaultNodenameFile
-	}
-	if c.IPAMLockFile == "" {
-		c.IPAMLockFile = DefaultIPAMLockFile
-	}
-	if c.EtcdEndpoints == "" && c.EtcdAuthority != "" {
-		scheme := c.EtcdScheme
-		if scheme == "" {
-			scheme = "http"
-		}
-		c.EtcdEndpoints = scheme + "://" + c.EtcdAuthority
-	}
+	c.setDefaults()
 	if err := c.check(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
-}
-
 func (c *NetConf) check() error {
-	switch c.DatastoreType {
-	case DatastoreEtcdV3, DatastoreKubernetes:
-	default:
-		return invalid("datastore_type %q is unknown; use %q or %q", c.DatastoreType, DatastoreEtcdV3, DatastoreKubernetes)
+	if err := c.Common.check(); err != nil {
+		return err
+	}
+	if err := c.IPAM.check(); err != nil {
+		return err
 	}
 	if c.IPAM.Type == "" {
 		return invalid(`"ipam" needs a "type" (%q or %q)`, IPAMCalico, IPAMHostLocal)
@@ -239,38 +212,49 @@ func (c *NetConf) check() error {
 	default:
 		return invalid("device_type %q is unknown; use \"veth\"", c.DeviceType)
 	}
-	for _, f := range []struct {
-		key string
-		v   *string
-	}{{"ipam.assign_ipv4", c.IPAM.AssignIPv4}, {"ipam.assign_ipv6", c.IPAM.AssignIPv6}} {
-		if f.v == nil {
-			continue
-		}
-		if _, err := strconv.ParseBool(*f.v); err != nil {
-			return invalid(`%s is %q; it must be the string "true" or "false"`, f.key, *f.v)
-		}
-	}
 	if c.IPAM.Subnet != "" && c.IPAM.Type != IPAMHostLocal {
 		return invalid(`ipam.subnet is only used with "type": %q`, IPAMHostLocal)
 	}
 	return nil
 }
 
+// check validates the keys of the section both plugins read.
+func (i IPAM) check() error {
+	for _, f := range []struct {
+		key string
+		v   json.RawMessage
+	}{{"ipam.assign_ipv4", i.AssignIPv4}, {"ipam.assign_ipv6", i.AssignIPv6}} {
+		if _, err := boolString(f.key, f.v, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WantIPv4 reports whether IPv4 addresses are requested (default true).
-func (i IPAM) WantIPv4() bool { return boolString(i.AssignIPv4, true) }
+func (i IPAM) WantIPv4() bool { v, _ := boolString("", i.AssignIPv4, true); return v }
 
 // WantIPv6 reports whether IPv6 addresses are requested (default false).
-func (i IPAM) WantIPv6() bool { return boolString(i.AssignIPv6, false) }
+func (i IPAM) WantIPv6() bool { v, _ := boolString("", i.AssignIPv6, false); return v }
 
-func boolString(s *string, def bool) bool {
-	if s == nil {
-		return def
+// boolString parses a boolean written as a JSON string ("true", any
+// spelling strconv.ParseBool takes) or as a JSON boolean; an absent value
+// is def. The error names key.
+func boolString(key string, data json.RawMessage, def bool) (bool, error) {
+	if len(data) == 0 || string(data) == "null" {
+		return def, nil
 	}
-	b, err := strconv.ParseBool(*s)
-	if err != nil {
-		return def
+	var v bool
+	if err := json.Unmarshal(data, &v); err == nil {
+		return v, nil
 	}
-	return b
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		if v, err := strconv.ParseBool(strings.TrimSpace(s)); err == nil {
+			return v, nil
+		}
+	}
+	return def, invalid(`%s is %s; it must be the string "true" or "false"`, key, data)
 }
 
 // Labels returns the workload labels passed through the CNI args
@@ -284,35 +268,6 @@ func (c *NetConf) Labels() map[string]string {
 		}
 	}
 	return out
-}
-
-// ResolveNodename works out the node name the way Calico does: the "nodename" key,
-// then the nodename file, then the host name. A missing nodename file is an
-// error unless nodename_file_optional is set, because a plugin that guesses
-// the wrong node name writes endpoints Felix never sees.
-func (c *NetConf) ResolveNodename() (string, error) {
-	if n := strings.TrimSpace(c.Nodename); n != "" {
-		return n, nil
-	}
-	data, err := os.ReadFile(c.NodenameFile)
-	switch {
-	case err == nil:
-		if n := strings.TrimSpace(string(data)); n != "" {
-			return n, nil
-		}
-		return "", invalid("nodename file %s is empty; is calico-node running on this host?", c.NodenameFile)
-	case errors.Is(err, os.ErrNotExist) && c.NodenameFileOptional:
-	case errors.Is(err, os.ErrNotExist):
-		return "", invalid("nodename file %s does not exist: start calico-node on this host (it writes the file), "+
-			`or set "nodename" in the network configuration, or set "nodename_file_optional": true to use the host name`, c.NodenameFile)
-	default:
-		return "", fmt.Errorf("read nodename file: %w", err)
-	}
-	h, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("node name: no nodename configured and the host name is unknown: %w", err)
-	}
-	return strings.ToLower(strings.TrimSpace(h)), nil
 }
 
 // ResolveMTU returns the MTU to use: the "mtu" key, or when it is 0 the

@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,8 +121,13 @@ func TestParseErrors(t *testing.T) {
 func TestResolveNodename(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "nodename")
-	c := &NetConf{NodenameFile: file}
-	if _, err := c.ResolveNodename(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nodename_file_optional") {
+	c := &Common{Nodename: " explicit ", NodenameFile: file}
+	if n, _ := c.ResolveNodename(); n != "explicit" {
+		t.Errorf("explicit nodename: %q", n)
+	}
+	c.Nodename = ""
+	if _, err := c.ResolveNodename(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nodename_file_optional") ||
+		!strings.Contains(err.Error(), file) {
 		t.Errorf("missing file: %v", err)
 	}
 	c.NodenameFileOptional = true
@@ -134,6 +140,12 @@ func TestResolveNodename(t *testing.T) {
 	}
 	if n, err := c.ResolveNodename(); err != nil || n != "node-7" {
 		t.Errorf("file: %q, %v", n, err)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ResolveNodename(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty file: %v", err)
 	}
 	c.Nodename = "explicit"
 	if n, _ := c.ResolveNodename(); n != "explicit" {
@@ -170,26 +182,36 @@ func TestResolveMTU(t *testing.T) {
 }
 
 func TestParseArgs(t *testing.T) {
-	k, err := ParseArgs("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u1")
+	k, err := ParseArgs("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u1;IP=10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !k.IsPod() || k.PodNamespace != "ns1" || k.PodName != "web-0" || k.PodInfraContainerID != "abc" || k.PodUID != "u1" {
 		t.Errorf("args: %+v", k)
 	}
-	if k, err := ParseArgs(""); err != nil || k.IsPod() {
+	if ip, err := k.Addr(); err != nil || ip != netip.MustParseAddr("10.0.0.5") {
+		t.Errorf("IP: %v, %v", ip, err)
+	}
+	if k, err := ParseArgs(""); err != nil || k.IsPod() || k.LegacyHandleID("cid") != "cid" {
 		t.Errorf("empty: %+v %v", k, err)
 	}
-	if _, err := ParseArgs("K8S_POD_NAME=x"); !errors.Is(err, ErrInvalid) {
-		t.Errorf("pod without namespace: %v", err)
+	if k, err := ParseArgs(" ; "); err != nil || k.IsPod() {
+		t.Errorf("blank entries: %+v %v", k, err)
 	}
-	if _, err := ParseArgs("garbage"); !errors.Is(err, ErrInvalid) {
-		t.Errorf("garbage: %v", err)
+	for _, bad := range []string{"K8S_POD_NAME=x", "garbage"} {
+		if _, err := ParseArgs(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if bad, err := ParseArgs("IP=banana"); err != nil {
+		t.Errorf("IP is passed on unread: %v", err)
+	} else if _, err := bad.Addr(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("IP=banana: %v", err)
 	}
 	if h := HandleID("k8s-pod-network", "abc"); h != "k8s-pod-network.abc" {
 		t.Errorf("handle %q", h)
 	}
-	if h := LegacyHandleID(k); h != "ns1.web-0" {
+	if h := k.LegacyHandleID("cid"); h != "ns1.web-0" {
 		t.Errorf("legacy handle %q", h)
 	}
 }

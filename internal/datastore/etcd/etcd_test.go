@@ -17,6 +17,7 @@ import (
 	"github.com/calico-go/calico/internal/datastore/conformance"
 	"github.com/calico-go/calico/internal/datastore/embedded"
 	"github.com/calico-go/calico/internal/datastore/etcd"
+	"github.com/calico-go/calico/internal/testutil/etcdtest"
 )
 
 func TestConformanceEmbedded(t *testing.T) {
@@ -25,15 +26,15 @@ func TestConformanceEmbedded(t *testing.T) {
 }
 
 func TestConformanceExternalTLS(t *testing.T) {
-	ext := startExternal(t, true)
-	conformance.Run(t, factory(ext.cfg()))
+	ext := etcdtest.External(t, true)
+	conformance.Run(t, factory(ext.Config()))
 }
 
 // TestTLSMisconfigured: a wrong CA or a missing client certificate fails
 // fast with ErrUnavailable naming the endpoint.
 func TestTLSMisconfigured(t *testing.T) {
-	ext := startExternal(t, true)
-	other := newPKI(t, t.TempDir())
+	ext := etcdtest.External(t, true)
+	other := etcdtest.NewPKI(t, t.TempDir())
 	cases := map[string]struct {
 		cfg  etcd.Config
 		want string // in the diagnosis
@@ -71,7 +72,7 @@ func TestTLSMisconfigured(t *testing.T) {
 // TestAuth enables etcd authentication through the client API and runs the
 // suite as a user limited to /calico/.
 func TestAuth(t *testing.T) {
-	ext := startExternal(t, false)
+	ext := etcdtest.External(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{ext.Endpoint}, DialTimeout: 5 * time.Second})
@@ -132,7 +133,7 @@ func TestUnreachable(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ep := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+			ep := "http://127.0.0.1:" + strconv.Itoa(etcdtest.FreePort(t))
 			cfg.Endpoints = []string{ep}
 			start := time.Now()
 			b, err := etcd.New(context.Background(), cfg)

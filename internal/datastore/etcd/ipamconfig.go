@@ -18,13 +18,13 @@ import (
 // configure` and the allocator (internal/ipam, which reads and writes the
 // same key) always agree. The document also carries the resource's
 // metadata (uid, creationTimestamp, labels, annotations) under "metadata",
-// which Calico and internal/ipam ignore; a write by internal/ipam drops it.
+// which Calico ignores and internal/ipam writes back unchanged.
 const IPAMConfigKey = "/calico/ipam/v2/config"
 
 // ipamConfigName is the only name an IPAMConfiguration may have.
 const ipamConfigName = "default"
 
-// storedIPAMConfig is the document at IPAMConfigKey. The first fields
+// storedIPAMConfig is the document at IPAMConfigKey. Its fields
 // mirror internal/ipam.StoredConfig (which this package cannot import);
 // a test keeps the two in step.
 type storedIPAMConfig struct {

@@ -90,8 +90,8 @@ func TestIPAMConfiguration(t *testing.T) {
 		t.Fatal("no watch event for IPAM's write")
 	}
 
-	// Read back through the resource API; IPAM's write dropped the
-	// metadata, and the next update gives it a uid again.
+	// Read back through the resource API: IPAM's write kept the metadata
+	// (labels set with calicoctl apply, uid, creationTimestamp).
 	r, err := c.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +100,18 @@ func TestIPAMConfiguration(t *testing.T) {
 	if got.Spec.MaxBlocksPerHost != 7 || !got.Spec.StrictAffinity {
 		t.Errorf("Get after IPAM's write: %+v", got.Spec)
 	}
+	if got.Labels["team"] != "net" || got.GetUID() != created.GetUID() ||
+		got.GetCreationTimestamp().Unix() != created.GetCreationTimestamp().Unix() {
+		t.Errorf("IPAM's write lost the metadata: labels %v uid %q (want %q) created %v (want %v)", got.Labels,
+			got.GetUID(), created.GetUID(), got.GetCreationTimestamp(), created.GetCreationTimestamp())
+	}
+	if err := alloc.SetConfig(ctx, got.Spec); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = c.Get(ctx, key); err != nil || r.GetLabels()["team"] != "net" {
+		t.Fatalf("SetConfig lost the labels: %v %v", r, err)
+	}
+	got = r.(*v3.IPAMConfiguration)
 	got.Spec.StrictAffinity = false
 	got.Spec.MaxBlocksPerHost = 0
 	updated, err := c.Update(ctx, got)
