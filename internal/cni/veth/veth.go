@@ -227,6 +227,15 @@ func setupContainer(h *handles, s Spec, v6 bool) (net.HardwareAddr, error) {
 		if err := h.ctr.RouteReplace(def); err != nil {
 			return nil, fmt.Errorf("add default route via %s in the container: %w", GatewayV4, err)
 		}
+		// The host end answers ARP for the gateway (proxy ARP), but the
+		// kernel may drop the first answer on a brand-new veth, which costs
+		// the workload the 1 s ARP retransmit on its first packet. The
+		// gateway's MAC is known, so write it down.
+		neigh := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+			IP: GatewayV4.AsSlice(), HardwareAddr: HostMAC}
+		if err := h.ctr.NeighSet(neigh); err != nil {
+			return nil, fmt.Errorf("add neighbour %s lladdr %s in the container: %w", GatewayV4, HostMAC, err)
+		}
 		break
 	}
 	for _, a := range s.Addrs {
