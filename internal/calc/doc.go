@@ -7,7 +7,8 @@
 // # Stages
 //
 //		updates ──► label index ──► policy resolver ──► rule scanner ──► sequencer ──► dpapi.Sink
-//		            (items, profiles)  (local endpoints)  (IP sets)
+//		   │        (items, profiles)  (local endpoints)  (IP sets)          ▲
+//		   └──────► route and VTEP resolver (nodes, pools, affinities) ─────┘
 //
 //	  - Label index: every endpoint and network set of the cluster is an
 //	    item with effective labels: its own labels plus implicit ones
@@ -37,6 +38,16 @@
 //	    members are the addresses of the matching endpoints (anywhere in the
 //	    cluster) and the nets of matching network sets, counted so that
 //	    overlapping contributions come and go correctly.
+//	  - Route and VTEP resolver (network): follows every Node (addresses,
+//	    VXLAN tunnel address and MAC, the MAC derived from the node name
+//	    when unset), IP pool, IPAM block affinity (affinity.Block, from the
+//	    syncer) and workload endpoint, and decides the routes this node's
+//	    dataplane programs: local workload addresses to their interfaces;
+//	    for blocks of VXLAN pools a blackhole for this node's and a route
+//	    through the owner's VTEP (or, CrossSubnet within this node's
+//	    subnet, straight to its address) for others'; and /32 routes for
+//	    remote workload or VTEP addresses outside their node's blocks
+//	    (borrowed addresses). Blocks of other pools are left to BGP.
 //	  - Sequencer: remembers what changed and what was sent, and emits each
 //	    batch in the dpapi contract order, only with what differs.
 //
@@ -49,6 +60,11 @@
 // a new selector only the items carrying the label it requires, so the
 // cost of an update grows with what it touches, not with the cluster.
 //
+// The route resolver's work is incremental too: an input change marks the
+// destinations it can affect dirty and only those are resolved again; a
+// change of this node's own Node or of a pool re-resolves the
+// destinations they cover.
+//
 // # Use
 //
 // Feed OnUpdates with the syncer's updates (converted to Update), call
@@ -59,6 +75,5 @@
 // felixconfig into the ConfigUpdate.
 //
 // Not handled yet: Kubernetes Service matches in rules (such rules are
-// skipped and logged), routes, VTEPs and IP pools (no dpapi messages for
-// them yet), and ClusterInformation.datastoreReady.
+// skipped and logged), IPv6 VXLAN, and ClusterInformation.datastoreReady.
 package calc

@@ -6,6 +6,7 @@ import (
 	v3 "github.com/calico-go/calico/api/v3"
 	"github.com/calico-go/calico/internal/dpapi"
 	"github.com/calico-go/calico/internal/felixconfig"
+	"github.com/calico-go/calico/internal/syncer/affinity"
 )
 
 // Key names a datastore resource.
@@ -61,6 +62,8 @@ type Graph struct {
 
 	config configState
 	seq    sequencer
+	// net resolves nodes, pools and routes.
+	net *network
 }
 
 // New returns an empty Graph. It emits nothing until OnInSync.
@@ -81,6 +84,7 @@ func New(opts Options) *Graph {
 		tiers:      map[string]*tier{},
 		config:     configState{resources: map[string]*v3.FelixConfiguration{}},
 		seq:        newSequencer(),
+		net:        newNetwork(opts.NodeName),
 	}
 	g.setMatcher = newMatcher(g.onSetMatch)
 	g.polMatcher = newMatcher(g.onPolicyMatch)
@@ -113,7 +117,11 @@ func (g *Graph) OnInSync() {
 func (g *Graph) apply(u Update) {
 	k := u.Key
 	switch k.Kind {
-	case v3.KindWorkloadEndpoint, v3.KindHostEndpoint, v3.KindNetworkSet, v3.KindGlobalNetworkSet:
+	case v3.KindWorkloadEndpoint:
+		g.updateItem(k, u.Value)
+		w, _ := u.Value.(*v3.WorkloadEndpoint)
+		g.net.updateWEP(itemKey{kind: kindWEP, ns: k.Namespace, name: k.Name}, w)
+	case v3.KindHostEndpoint, v3.KindNetworkSet, v3.KindGlobalNetworkSet:
 		g.updateItem(k, u.Value)
 	case v3.KindProfile:
 		p, _ := u.Value.(*v3.Profile)
@@ -127,13 +135,20 @@ func (g *Graph) apply(u Update) {
 		fc, _ := u.Value.(*v3.FelixConfiguration)
 		g.updateFelixConfig(k.Name, fc)
 	case v3.KindNode:
+		n, _ := u.Value.(*v3.Node)
 		if k.Name == g.opts.NodeName {
-			n, _ := u.Value.(*v3.Node)
 			g.updateNode(n)
 		}
+		g.net.updateNode(k.Name, n)
+	case v3.KindIPPool:
+		p, _ := u.Value.(*v3.IPPool)
+		g.net.updatePool(k.Name, p)
+	case affinity.Kind:
+		b, _ := u.Value.(*affinity.Block)
+		g.net.updateAffinity(k.Name, b)
 	}
-	// Staged policies are never enforced; other kinds (IPPool,
-	// ClusterInformation, ...) do not affect the messages of dpapi yet.
+	// Staged policies are never enforced; other kinds (ClusterInformation,
+	// ...) do not affect the messages of dpapi yet.
 }
 
 // configState tracks the inputs of the merged configuration.

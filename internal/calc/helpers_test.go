@@ -11,6 +11,7 @@ import (
 	v3 "github.com/calico-go/calico/api/v3"
 	"github.com/calico-go/calico/internal/dpapi"
 	"github.com/calico-go/calico/internal/selector"
+	"github.com/calico-go/calico/internal/syncer/affinity"
 )
 
 const testNode = "node1"
@@ -19,6 +20,9 @@ const testNode = "node1"
 type state map[Key]v3.Resource
 
 func keyOf(r v3.Resource) Key {
+	if b, ok := r.(*affinity.Block); ok {
+		return Key{Kind: affinity.Kind, Name: b.Name}
+	}
 	ki, _ := v3.KindOf(r)
 	return Key{Kind: ki.Kind, Namespace: r.GetNamespace(), Name: r.GetName()}
 }

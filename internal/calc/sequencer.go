@@ -13,7 +13,8 @@ import (
 // dataplane has been sent, and emits each batch in the order of the dpapi
 // contract: config; IP set creations and deltas; profile and policy
 // updates; endpoint updates; endpoint removals; policy and profile
-// removals; IP set removals; InSync.
+// removals; IP set removals; then the networking messages (see
+// network.flush); InSync.
 type sequencer struct {
 	inSync     bool // OnInSync has been called
 	sendInSync bool // InSync is due in the next batch
@@ -102,6 +103,7 @@ func (g *Graph) flush() {
 		msgs = append(msgs, dpapi.IPSetRemove{ID: id})
 	}
 	q.removedSets = emptied(q.removedSets)
+	msgs = g.net.flush(msgs)
 	if q.sendInSync {
 		q.sendInSync = false
 		msgs = append(msgs, dpapi.InSync{})

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,7 +64,10 @@ type Dataplane struct {
 	groups    *groupManager
 	workloads *workloadManager
 	hosts     *hostManager
+	net       *networkManager
 	failures  int
+	// netFailures counts route and device applies that failed in a row.
+	netFailures int
 
 	// iterHook, when set (tests), is called after each loop iteration
 	// with the number of batches it handled.
@@ -90,6 +94,9 @@ func New(opts Options) (*Dataplane, error) {
 	d.groups = newGroupManager(t, d.policies, d.ipsets)
 	d.workloads = newWorkloadManager(t, d.policies, d.groups)
 	d.hosts = newHostManager(t, d.policies)
+	if d.net, err = newNetworkManager(opts, log); err != nil {
+		return nil, err
+	}
 	d.cfg = newRenderConfig(dpapi.Config{}, !opts.DisablePolicyGroups)
 	return d, nil
 }
@@ -103,34 +110,22 @@ func New(opts Options) (*Dataplane, error) {
 // complete state as one transaction holding only the differences.
 func (d *Dataplane) Run(ctx context.Context, updates <-chan []dpapi.Message) error {
 	defer d.table.Close()
+	defer d.net.close()
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	var (
-		refresh   <-chan time.Time
-		ticker    *time.Ticker
-		tickEvery time.Duration
-	)
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
-		}
-	}()
+	refresh := &ticker{}
+	defer refresh.stop()
+	routeRefresh := &ticker{}
+	defer routeRefresh.stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	netRetry := time.NewTimer(time.Hour)
+	netRetry.Stop()
 	for {
-		// The refresh interval comes with the configuration.
-		if iv := d.refreshInterval(); iv != tickEvery {
-			if ticker != nil {
-				ticker.Stop()
-				ticker, refresh = nil, nil
-			}
-			if iv > 0 {
-				ticker = time.NewTicker(iv)
-				refresh = ticker.C
-			}
-			tickEvery = iv
-		}
+		// The refresh intervals come with the configuration.
+		refresh.every(d.refreshInterval())
+		routeRefresh.every(d.cfg.cfg.RouteRefreshInterval)
 		n := 0
 		select {
 		case <-ctx.Done():
@@ -153,9 +148,13 @@ func (d *Dataplane) Run(ctx context.Context, updates <-chan []dpapi.Message) err
 					more = false
 				}
 			}
-		case <-refresh:
+		case <-refresh.c:
 			d.table.MarkForResync()
+		case <-routeRefresh.c:
+			d.net.kernelDirty = true
 		case <-retry.C:
+		case <-netRetry.C:
+			d.net.kernelDirty = true
 		}
 		err := d.apply(ctx)
 		if err != nil {
@@ -164,10 +163,55 @@ func (d *Dataplane) Run(ctx context.Context, updates <-chan []dpapi.Message) err
 			}
 			retry.Reset(backoff(d.failures))
 		}
+		if d.applyNetwork(ctx) != nil {
+			netRetry.Reset(backoff(d.netFailures))
+		}
 		if d.iterHook != nil {
 			d.iterHook(n)
 		}
 	}
+}
+
+// ticker is a time.Ticker whose interval can change (0: stopped).
+type ticker struct {
+	t  *time.Ticker
+	c  <-chan time.Time
+	iv time.Duration
+}
+
+func (t *ticker) every(iv time.Duration) {
+	if iv == t.iv {
+		return
+	}
+	t.stop()
+	if iv > 0 {
+		t.t = time.NewTicker(iv)
+		t.c = t.t.C
+	}
+	t.iv = iv
+}
+
+func (t *ticker) stop() {
+	if t.t != nil {
+		t.t.Stop()
+		t.t, t.c = nil, nil
+	}
+}
+
+// applyNetwork programs routes and the VXLAN device when they may have
+// changed, once in sync. Its failures are retried with backoff and do not
+// count against the table's.
+func (d *Dataplane) applyNetwork(ctx context.Context) error {
+	if !d.inSync || !d.net.kernelDirty {
+		return nil
+	}
+	if err := d.net.apply(ctx, d.cfg.cfg); err != nil {
+		d.netFailures++
+		d.metrics.routeFails.Inc()
+		return err
+	}
+	d.netFailures = 0
+	return nil
 }
 
 func backoff(failures int) time.Duration {
@@ -240,6 +284,8 @@ func (d *Dataplane) handle(batch []dpapi.Message) {
 			d.hosts.update(m.ID, m.Endpoint)
 		case dpapi.HostEndpointRemove:
 			d.hosts.remove(m.ID)
+		case dpapi.NodeUpdate, dpapi.NodeRemove, dpapi.IPPoolUpdate, dpapi.IPPoolRemove, dpapi.RouteUpdate, dpapi.RouteRemove:
+			d.net.handle(m)
 		case dpapi.InSync:
 			if !d.inSync {
 				d.inSync = true
@@ -261,6 +307,7 @@ func (d *Dataplane) setConfig(cfg dpapi.Config) {
 	d.policies.markAllDirty()
 	d.workloads.markAllDirty()
 	d.hosts.markAllDirty()
+	d.net.kernelDirty, d.net.nftDirty = true, true
 	if old.cfg.IPv6Support != cfg.IPv6Support {
 		d.ipsets.markAllDirty()
 	}
@@ -299,7 +346,10 @@ func (d *Dataplane) render() error {
 	d.hosts.render(c)
 	d.groups.invalidate(changedPol, changedSets)
 	d.groups.render()
-	renderStatic(d.table, c, d.hosts)
+	if nerr := d.net.render(d.table, c); nerr != nil {
+		err = errors.Join(err, nerr)
+	}
+	renderStatic(d.table, c, d.hosts, d.net.inputRules(c))
 	return err
 }
 

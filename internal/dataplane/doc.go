@@ -58,6 +58,33 @@
 // Marks: accept and pass are the two lowest bits of the mark mask (0x10000
 // and 0x20000 by default).
 //
+// # Networking
+//
+// The node, IP pool and route messages drive the rest (network.go):
+//
+//   - Routes go into the main table with protocol route.ProtocolDataplane
+//     (80): workload addresses to their interfaces, blackholes for this
+//     node's blocks in VXLAN pools, remote blocks through the VXLAN device
+//     ("via <VTEP> dev vxlan.calico onlink") or, CrossSubnet within the
+//     subnet, via the node's address. Another owner's identical route
+//     (the CNI plugin's workload route, BGP's blackhole) is adopted as it
+//     is, so nothing flaps, and routes to missing interfaces wait.
+//   - The VXLAN device (internal/kernel/vxlan) exists while a pool uses
+//     VXLAN and this node has a VTEP; every other node with a VTEP gets a
+//     neighbour and an FDB entry.
+//   - NAT outgoing: with any pool, nat-POSTROUTING (type nat, srcnat)
+//     jumps to cali-nat-outgoing, which masquerades (or SNATs to
+//     natOutgoingAddress) traffic from cali40masq-ipam-pools to anything
+//     outside cali40network-ip-pools (and, with IPPoolsAndHostIPs, outside
+//     cali40all-hosts-net).
+//   - With VXLAN in use, filter-INPUT accepts VXLAN (UDP vxlanPort) only
+//     from cali40all-vxlan-net, the addresses of nodes with a VTEP.
+//
+// Routes and the device are written after each table write when they may
+// have changed, and every RouteRefreshInterval by read-back and diff, which
+// repairs a route or a device someone deleted; their failures are retried
+// with backoff and never count against the table's MaxFailures.
+//
 // Configuration that has no effect here: FilterAllowAction and
 // MangleAllowAction (an accept in our own base chain does not stop other
 // tables from dropping, so Accept and Return behave alike) and

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	applyTime    prometheus.Histogram
 	applyFails   prometheus.Counter
+	routeFails   prometheus.Counter
 	messages     *prometheus.CounterVec
 	ipSets       prometheus.Gauge
 	ipSetMembers prometheus.Gauge
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		applyFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "felix_int_dataplane_failures_total",
 			Help: "Dataplane apply attempts that failed.",
+		}),
+		routeFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "felix_route_table_failures_total",
+			Help: "Route and VXLAN device applies that failed.",
 		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "felix_int_dataplane_messages_total",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.applyTime, m.applyFails, m.messages, m.ipSets,
+		for _, c := range []prometheus.Collector{m.applyTime, m.applyFails, m.routeFails, m.messages, m.ipSets,
 			m.ipSetMembers, m.endpoints, m.hostEPs, m.policies, m.chains, m.inSync} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register dataplane metrics: %w", err)

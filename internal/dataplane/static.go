@@ -86,8 +86,9 @@ func renderFailClosed(t *nft.Table, c *renderConfig) {
 	t.SetChain(nft.Chain{Name: chainFilterOutput, Base: base(nft.HookOutput, nft.PriorityFilter), Rules: out})
 }
 
-// renderStatic writes the base chains and the fixed chains.
-func renderStatic(t *nft.Table, c *renderConfig, hosts *hostManager) {
+// renderStatic writes the base chains and the fixed chains; extraInput
+// goes early in filter-INPUT (the filter on incoming VXLAN).
+func renderStatic(t *nft.Table, c *renderConfig, hosts *hostManager, extraInput []nft.Rule) {
 	mk := c.marks
 	for _, m := range allMaps {
 		if !t.HasSet(m) {
@@ -116,7 +117,7 @@ func renderStatic(t *nft.Table, c *renderConfig, hosts *hostManager) {
 
 	// filter INPUT: workloads go to cali-wl-to-host; a packet preDNAT
 	// policy accepted skips the normal host endpoint stage.
-	input := []nft.Rule{established, untracked}
+	input := append([]nft.Rule{established, untracked}, extraInput...)
 	for _, w := range c.wildcards() {
 		input = append(input, nft.R(nft.IIfName(w), nft.Goto(chainWlToHost)))
 	}

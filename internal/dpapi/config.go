@@ -57,6 +57,20 @@ type Config struct {
 	InterfaceRefreshInterval time.Duration
 	IPv6Support              bool
 
+	// VXLANPort and VXLANVNI configure the VXLAN device (4789 and 4096 by
+	// default); VXLANMTU is its MTU, 0 meaning the MTU of the interface
+	// holding the node's address less 50.
+	VXLANPort int
+	VXLANVNI  int
+	VXLANMTU  int
+	// NATOutgoingAddress, when valid, is the source address traffic from
+	// natOutgoing pools is SNATed to, instead of being masqueraded.
+	NATOutgoingAddress netip.Addr
+	// NATOutgoingExclusions is "IPPoolsOnly" (traffic to any pool
+	// address is not NATed) or "IPPoolsAndHostIPs" (nor traffic to the
+	// address of any node).
+	NATOutgoingExclusions string
+
 	// Health and metrics.
 	HealthEnabled            bool
 	HealthHost               string

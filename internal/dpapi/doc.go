@@ -15,6 +15,9 @@
 //	ProfileUpdate, ProfileRemove         profiles
 //	WorkloadEndpointUpdate, ...Remove    local workload endpoints with their tiers
 //	HostEndpointUpdate, ...Remove        local host endpoints with their tiers per stage
+//	IPPoolUpdate, IPPoolRemove           IP pools (CIDR, VXLAN mode, natOutgoing)
+//	NodeUpdate, NodeRemove               the cluster's nodes (addresses, VXLAN tunnel endpoint)
+//	RouteUpdate, RouteRemove             routes this node programs, by destination
 //	InSync                               the initial snapshot is complete
 //
 // An Update message carries the complete new value of its object and
@@ -52,8 +55,16 @@
 //     IPSetDelta; ProfileUpdate and PolicyUpdate; WorkloadEndpointUpdate
 //     and HostEndpointUpdate; WorkloadEndpointRemove and
 //     HostEndpointRemove; PolicyRemove and ProfileRemove; IPSetRemove;
-//     InSync. Messages of one group come sorted by ID, so batches are
-//     deterministic.
+//     IPPoolUpdate and NodeUpdate; RouteUpdate; RouteRemove; NodeRemove
+//     and IPPoolRemove; InSync. Messages of one group come sorted by ID,
+//     so batches are deterministic.
+//  8. Node, IP pool and route messages are independent of the policy
+//     messages. An update replaces the whole value; a removal names
+//     something that exists.
+//  9. At the end of every batch, every RouteRemote names a node that
+//     exists, and its Gateway is that node's current VTEP address (VXLAN)
+//     or node address (no encapsulation). A route through a node is thus
+//     updated or removed in the batch that changes or removes the node.
 //
 // Rules 2-5 mean that a dataplane applying the messages in order, one at a
 // time, never has a dangling reference, and never opens a hole: a new
@@ -63,6 +74,20 @@
 // Calc sends only what this host needs: local endpoints, the policies and
 // profiles they use (plus policies marked AssumeNeededOnEveryNode), and the
 // IP sets those rules name. Staged policies are never sent.
+//
+// # Networking
+//
+// Every node and every IP pool of the cluster is sent (NAT outgoing needs
+// all pool CIDRs, VXLAN every node's tunnel endpoint). Routes are sent
+// only for what the dataplane itself programs: a RouteLocalWorkload for
+// each address of a local workload endpoint; for blocks (from the IPAM
+// block affinities) in pools whose vxlanMode is Always or CrossSubnet, a
+// RouteLocalBlock for this node's and a RouteRemote for other nodes'
+// (through the node's VTEP, or, in a CrossSubnet pool with the node in
+// this node's subnet, straight to its address); and a /32 RouteRemote for
+// a remote workload address (or VTEP address) in such a pool that is not
+// inside a block of its node (a borrowed address). Blocks of other pools
+// are routed by BGP.
 //
 // # IP sets
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -21,6 +22,9 @@ type State struct {
 	Profiles          map[ProfileID]Profile
 	WorkloadEndpoints map[WorkloadEndpointID]WorkloadEndpoint
 	HostEndpoints     map[HostEndpointID]HostEndpoint
+	Nodes             map[string]Node
+	IPPools           map[string]IPPool
+	Routes            map[netip.Prefix]Route
 	InSync            bool
 }
 
@@ -38,6 +42,9 @@ func NewState() *State {
 		Profiles:          map[ProfileID]Profile{},
 		WorkloadEndpoints: map[WorkloadEndpointID]WorkloadEndpoint{},
 		HostEndpoints:     map[HostEndpointID]HostEndpoint{},
+		Nodes:             map[string]Node{},
+		IPPools:           map[string]IPPool{},
+		Routes:            map[netip.Prefix]Route{},
 	}
 }
 
@@ -62,15 +69,24 @@ func groupOf(m Message) int {
 		return 5
 	case IPSetRemove:
 		return 6
-	case InSync:
+	case IPPoolUpdate, NodeUpdate:
 		return 7
+	case RouteUpdate:
+		return 8
+	case RouteRemove:
+		return 9
+	case NodeRemove, IPPoolRemove:
+		return 10
+	case InSync:
+		return 11
 	}
 	return -1
 }
 
 // Apply applies one batch in order. It applies every message it can and
 // returns the contract violations it saw (joined), each wrapping
-// ErrContract.
+// ErrContract. Routes are checked against the nodes at the end of the
+// batch (contract rule 9).
 func (s *State) Apply(batch []Message) error {
 	var errs []error
 	last := 0
@@ -83,6 +99,9 @@ func (s *State) Apply(batch []Message) error {
 		if err := s.apply(m); err != nil {
 			errs = append(errs, fmt.Errorf("%w: message %d: %w", ErrContract, i, err))
 		}
+	}
+	if err := s.checkRoutes(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: at the end of the batch: %w", ErrContract, err))
 	}
 	return errors.Join(errs...)
 }
@@ -129,6 +148,8 @@ func (s *State) apply(m Message) error {
 			return fmt.Errorf("remove of unknown host endpoint %s", m.ID)
 		}
 		delete(s.HostEndpoints, m.ID)
+	case NodeUpdate, NodeRemove, IPPoolUpdate, IPPoolRemove, RouteUpdate, RouteRemove:
+		return s.applyNetwork(m)
 	case InSync:
 		if s.InSync {
 			return errors.New("second InSync")
@@ -305,6 +326,15 @@ func (s *State) String() string {
 	}
 	for _, id := range slices.SortedFunc(maps.Keys(s.HostEndpoints), func(a, b HostEndpointID) int { return cmp.Compare(a.Name, b.Name) }) {
 		fmt.Fprintf(&b, "hep %s %+v\n", id, s.HostEndpoints[id])
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.IPPools)) {
+		fmt.Fprintf(&b, "ippool %s %s\n", name, s.IPPools[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Nodes)) {
+		fmt.Fprintf(&b, "node %s %s\n", name, s.Nodes[name])
+	}
+	for _, dst := range slices.SortedFunc(maps.Keys(s.Routes), netip.Prefix.Compare) {
+		fmt.Fprintf(&b, "route %s %s\n", dst, s.Routes[dst])
 	}
 	fmt.Fprintf(&b, "in-sync %v\n", s.InSync)
 	return b.String()

@@ -76,6 +76,15 @@ var params = []param{
 	{name: "interfaceRefreshInterval", kind: kDuration, def: "90",
 		apply: func(c *dpapi.Config, v any) { c.InterfaceRefreshInterval = v.(time.Duration) }},
 	{name: "ipv6Support", kind: kBool, def: "true", apply: func(c *dpapi.Config, v any) { c.IPv6Support = v.(bool) }},
+	{name: "vxlanPort", kind: kInt, def: "4789", apply: func(c *dpapi.Config, v any) { c.VXLANPort = v.(int) }},
+	{name: "vxlanVNI", kind: kInt, def: "4096", apply: func(c *dpapi.Config, v any) { c.VXLANVNI = v.(int) }},
+	{name: "vxlanMTU", kind: kInt, def: "0", apply: func(c *dpapi.Config, v any) { c.VXLANMTU = v.(int) }},
+	{name: "natOutgoingAddress", def: "", apply: func(c *dpapi.Config, v any) {
+		// An address that does not parse leaves masquerading in force.
+		c.NATOutgoingAddress, _ = netip.ParseAddr(v.(string))
+	}},
+	{name: "natOutgoingExclusions", def: "IPPoolsOnly", enum: []string{"IPPoolsOnly", "IPPoolsAndHostIPs"},
+		apply: func(c *dpapi.Config, v any) { c.NATOutgoingExclusions = v.(string) }},
 	{name: "healthEnabled", kind: kBool, def: "false", apply: func(c *dpapi.Config, v any) { c.HealthEnabled = v.(bool) }},
 	{name: "healthHost", def: "localhost", apply: func(c *dpapi.Config, v any) { c.HealthHost = v.(string) }},
 	{name: "healthPort", kind: kInt, def: "9099", apply: func(c *dpapi.Config, v any) { c.HealthPort = v.(int) }},

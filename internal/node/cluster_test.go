@@ -33,6 +33,13 @@ import (
 // outgoing connections, lives in that namespace.
 const childEnv = "CALICO_NODE_TEST_CHILD"
 
+// policyEnv=1 makes the child run the policy engine as well (as
+// cmd/calico-node does), reading felixCfgEnv as its config file.
+const (
+	policyEnv   = "CALICO_NODE_TEST_POLICY"
+	felixCfgEnv = "CALICO_NODE_TEST_FELIX_CFG"
+)
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(childMain())
@@ -52,6 +59,12 @@ func childMain() int {
 		return 2
 	}
 	opts.Logger = log
+	if os.Getenv(policyEnv) == "1" {
+		// The policy engine (felix) too, with a private config file.
+		p := PolicyOptionsFromEnv()
+		p.ConfigFile = os.Getenv(felixCfgEnv)
+		opts.Policy = &p
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := Run(ctx, opts); err != nil {
@@ -131,6 +144,13 @@ func (cl *cluster) create(r v3.Resource) {
 // attach makes a namespace with eth0 on the bridge at 192.0.2.<idx>/24 and
 // a default route towards the underlay gateway.
 func (cl *cluster) attach(prefix string, idx int) (*netnstest.NS, netip.Addr) {
+	cl.t.Helper()
+	return cl.attachAt(prefix, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(idx)}), 24), netip.MustParseAddr(underlayGW))
+}
+
+// attachAt makes a namespace with eth0 on the bridge at addr and a default
+// route via gw (an address of the bridge: see addSubnet).
+func (cl *cluster) attachAt(prefix string, addrPfx netip.Prefix, gw netip.Addr) (*netnstest.NS, netip.Addr) {
 	t := cl.t
 	t.Helper()
 	ns := netnstest.New(t, prefix)
@@ -152,15 +172,15 @@ func (cl *cluster) attach(prefix string, idx int) (*netnstest.NS, netip.Addr) {
 	if err := cl.ul.Handle.LinkSetUp(pl); err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.AddrFrom4([4]byte{192, 0, 2, byte(idx)})
+	addr := addrPfx.Addr()
 	l, _ := ns.Handle.LinkByName("eth0")
-	if err := ns.Handle.AddrAdd(l, &netlink.Addr{IPNet: netnstest.IPNet(netip.PrefixFrom(addr, 24))}); err != nil {
+	if err := ns.Handle.AddrAdd(l, &netlink.Addr{IPNet: netnstest.IPNet(addrPfx)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ns.Handle.LinkSetUp(l); err != nil {
 		t.Fatal(err)
 	}
-	if err := ns.Handle.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: netip.MustParseAddr(underlayGW).AsSlice()}); err != nil {
+	if err := ns.Handle.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ns.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
@@ -173,6 +193,19 @@ func (cl *cluster) attach(prefix string, idx int) (*netnstest.NS, netip.Addr) {
 func (cl *cluster) addHost(name string, idx int, env ...string) *host {
 	cl.t.Helper()
 	ns, addr := cl.attach("bgph", idx)
+	return cl.startHost(name, ns, addr, env...)
+}
+
+// addHostAt attaches a host at addr (default route via gw) and starts
+// calico-node in it.
+func (cl *cluster) addHostAt(name string, addr netip.Prefix, gw netip.Addr, env ...string) *host {
+	cl.t.Helper()
+	ns, a := cl.attachAt("bgph", addr, gw)
+	return cl.startHost(name, ns, a, env...)
+}
+
+func (cl *cluster) startHost(name string, ns *netnstest.NS, addr netip.Addr, env ...string) *host {
+	cl.t.Helper()
 	fwd := ns.Forward(cl.t, cl.etcd)
 	h := &host{cl: cl, name: name, ns: ns, addr: addr, etcdURL: "http://" + fwd,
 		sock: filepath.Join(cl.dir, name+".sock"), logf: filepath.Join(cl.dir, name+".log")}
@@ -182,6 +215,7 @@ func (cl *cluster) addHost(name string, idx int, env ...string) *host {
 		"CALICO_NODENAME_FILE=" + filepath.Join(cl.dir, name+".nodename"),
 		"CALICO_MTU_FILE=" + filepath.Join(cl.dir, name+".mtu"),
 		"CALICO_BGP_STATUS_SOCKET=" + h.sock, "FELIX_ROUTEREFRESHINTERVAL=1",
+		felixCfgEnv + "=" + filepath.Join(cl.dir, name+".felix.cfg"),
 	}, env...)
 	h.start()
 	cl.t.Cleanup(h.stop)

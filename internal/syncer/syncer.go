@@ -16,6 +16,12 @@
 // Callbacks run on the goroutine that called Run, one at a time. Updates of
 // one kind arrive in datastore order; updates of different kinds may
 // interleave.
+//
+// Besides the projectcalico.org/v3 kinds, the pseudo-kind affinity.Kind
+// follows Calico's IPAM block affinities (/calico/ipam/v2/host/...) in the
+// same way, straight from etcd, and emits an affinity.Block for each
+// confirmed one, so that calico-node can route every block to its node.
+// With a backend that holds no Calico IPAM it is listed empty at once.
 package syncer
 
 import (
@@ -28,6 +34,7 @@ import (
 
 	v3 "github.com/calico-go/calico/api/v3"
 	"github.com/calico-go/calico/internal/datastore"
+	"github.com/calico-go/calico/internal/syncer/affinity"
 )
 
 // Status is the sync state reported to OnStatus.
@@ -64,7 +71,8 @@ type Update struct {
 	Revision string
 }
 
-// FelixKinds are the kinds calico-node's calculation graph needs.
+// FelixKinds are the kinds calico-node's calculation graph needs,
+// including the IPAM block affinities (affinity.Kind).
 var FelixKinds = []string{
 	v3.KindClusterInformation, v3.KindFelixConfiguration, v3.KindNode, v3.KindIPPool,
 	v3.KindTier, v3.KindProfile,
@@ -72,6 +80,7 @@ var FelixKinds = []string{
 	v3.KindStagedGlobalNetworkPolicy, v3.KindStagedNetworkPolicy, v3.KindStagedKubernetesNetworkPolicy,
 	v3.KindGlobalNetworkSet, v3.KindNetworkSet,
 	v3.KindHostEndpoint, v3.KindWorkloadEndpoint,
+	affinity.Kind,
 }
 
 // Options configure a Syncer.
@@ -137,7 +146,7 @@ type kindBatch struct {
 // It returns an error only for a kind the backend does not know.
 func (s *Syncer) Run(ctx context.Context) error {
 	for _, k := range s.opts.Kinds {
-		if _, ok := v3.LookupKind(k); !ok {
+		if _, ok := v3.LookupKind(k); !ok && k != affinity.Kind {
 			return fmt.Errorf("syncer: unknown kind %q", k)
 		}
 	}
@@ -147,6 +156,10 @@ func (s *Syncer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, kind := range s.opts.Kinds {
+		if kind == affinity.Kind {
+			wg.Go(func() { s.runAffinities(ctx, ch) })
+			continue
+		}
 		wg.Go(func() { s.runKind(ctx, kind, ch) })
 	}
 

@@ -2,12 +2,23 @@
 // table, by read-back and diff.
 //
 // Every route a Table writes carries the Table's route protocol number
-// (Options.Protocol), and Apply only ever reads, replaces or deletes routes
-// with that number in its table: routes of other owners (the kernel's own
+// (Options.Protocol), and Apply only ever replaces or deletes routes with
+// that number in its table: routes of other owners (the kernel's own
 // connected routes, CNI workload routes, the operator's static routes) are
 // never touched, and a restart needs no flush. The BGP speaker's routes use
 // ProtocolBGP (12, which iproute2 names "bird", as Calico's BIRD does), so
-// `ip route show proto bird` lists exactly them.
+// `ip route show proto bird` lists exactly them; the policy engine's
+// dataplane (workload, VXLAN and blackhole routes) uses ProtocolDataplane
+// (80, Felix's default).
+//
+// Owners share: a desired route that another owner already holds in the
+// same form (same destination, type, gateway, and device when the desired
+// route names one) is left to that owner and not written again (counted
+// in Stats.Shared). So the routes the CNI plugin creates for workloads, or
+// the blackholes BGP writes for local blocks, are adopted as they are,
+// without a flap, and if that owner removes its copy the next Apply writes
+// ours. A different route of another owner to the same destination is
+// never replaced: writing ours fails and is reported.
 //
 // Set records the desired routes; Apply makes the kernel match: missing or
 // different routes are written, routes of ours that are not desired are
@@ -27,6 +38,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,6 +46,15 @@ import (
 // programs (learned routes and the blackholes of local blocks): RTPROT_BIRD,
 // what Calico's BIRD uses. Felix-style dataplane routes use other numbers.
 const ProtocolBGP = unix.RTPROT_BIRD
+
+// ProtocolDataplane is the route protocol number of the routes the policy
+// engine's dataplane programs (workload, VXLAN and blackhole routes): 80,
+// Felix's default for the routes it owns.
+const ProtocolDataplane netlink.RouteProtocol = 80
+
+// ErrNoDevice is wrapped by errors about a route whose device does not
+// exist.
+var ErrNoDevice = errors.New("no such device")
 
 // MainTable is the kernel's main routing table.
 const MainTable = unix.RT_TABLE_MAIN
@@ -93,24 +114,35 @@ type Options struct {
 	Handle *netlink.Handle
 	// Protocol marks our routes (default ProtocolBGP).
 	Protocol netlink.RouteProtocol
+	// NetNSFd, when Handle is nil and NetNSFd is non-zero, is the network
+	// namespace to program (a handle is opened in it).
+	NetNSFd int
 	// Table is the routing table (default MainTable).
 	Table int
+	// SkipMissingDevices leaves desired routes whose device does not
+	// exist out of Apply (counted in Stats.Skipped) instead of reporting
+	// them as failures: for routes to interfaces that come and go, such
+	// as workload interfaces.
+	SkipMissingDevices bool
 	// Logger receives per-route failures at debug level; nil discards.
 	Logger *slog.Logger
 }
 
-// Stats says what one Apply did.
+// Stats says what one Apply did. Shared counts desired routes another
+// owner holds in the same form; Skipped those left out because their
+// device is missing (Options.SkipMissingDevices).
 type Stats struct {
-	Added, Replaced, Deleted, Failed int
+	Added, Replaced, Deleted, Failed, Shared, Skipped int
 }
 
 // Table owns the routes with its protocol number in one kernel table.
 type Table struct {
-	h        *netlink.Handle
-	ownsH    bool
-	protocol netlink.RouteProtocol
-	table    int
-	log      *slog.Logger
+	h         *netlink.Handle
+	ownsH     bool
+	protocol  netlink.RouteProtocol
+	table     int
+	skipNoDev bool
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	desired map[netip.Prefix]Route
@@ -119,9 +151,16 @@ type Table struct {
 // New returns a Table with nothing desired: an Apply before the first Set
 // deletes every route of ours in the table.
 func New(opts Options) (*Table, error) {
-	t := &Table{h: opts.Handle, protocol: opts.Protocol, table: opts.Table, log: opts.Logger, desired: map[netip.Prefix]Route{}}
+	t := &Table{h: opts.Handle, protocol: opts.Protocol, table: opts.Table, skipNoDev: opts.SkipMissingDevices,
+		log: opts.Logger, desired: map[netip.Prefix]Route{}}
 	if t.h == nil {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		var h *netlink.Handle
+		var err error
+		if opts.NetNSFd != 0 {
+			h, err = netlink.NewHandleAt(netns.NsHandle(opts.NetNSFd), unix.NETLINK_ROUTE)
+		} else {
+			h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open netlink handle: %w", err)
 		}
@@ -173,7 +212,7 @@ func (t *Table) Desired() []Route {
 
 // List reads back the routes of ours in the table.
 func (t *Table) List() ([]Route, error) {
-	live, err := t.dump()
+	live, _, err := t.dump(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -192,28 +231,73 @@ type liveRoute struct {
 	nl    netlink.Route
 }
 
-func (t *Table) dump() (map[netip.Prefix][]liveRoute, error) {
+// dump reads the table: our routes by destination and, for the
+// destinations in foreignFor, the routes of other owners.
+func (t *Table) dump(foreignFor map[netip.Prefix]Route) (map[netip.Prefix][]liveRoute, map[netip.Prefix][]Route, error) {
 	filter := &netlink.Route{Table: t.table, Protocol: t.protocol}
 	mask := uint64(netlink.RT_FILTER_TABLE | netlink.RT_FILTER_PROTOCOL)
+	if len(foreignFor) > 0 {
+		mask = netlink.RT_FILTER_TABLE
+	}
 	live := map[netip.Prefix][]liveRoute{}
-	names := map[int]string{}
+	foreign := map[netip.Prefix][]Route{}
+	names := &linkNames{h: t.h}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rs, err := t.h.RouteListFiltered(fam, filter, mask)
 		if err != nil {
-			return nil, fmt.Errorf("list routes (protocol %d, table %d): %w", t.protocol, t.table, err)
+			return nil, nil, fmt.Errorf("list routes (protocol %d, table %d): %w", t.protocol, t.table, err)
 		}
 		for _, nl := range rs {
+			ours := nl.Protocol == t.protocol
+			if !ours && (nl.Dst == nil || nl.Table != t.table) {
+				continue
+			}
+			if !ours {
+				if p, ok := prefixOf(nl.Dst); !ok || !hasKey(foreignFor, p) {
+					continue
+				}
+			}
 			r, ok := t.fromNetlink(nl, fam, names)
 			if !ok {
 				continue
 			}
-			live[r.Dst] = append(live[r.Dst], liveRoute{route: r, nl: nl})
+			if ours {
+				live[r.Dst] = append(live[r.Dst], liveRoute{route: r, nl: nl})
+			} else {
+				foreign[r.Dst] = append(foreign[r.Dst], r)
+			}
 		}
 	}
-	return live, nil
+	return live, foreign, nil
 }
 
-func (t *Table) fromNetlink(nl netlink.Route, fam int, names map[int]string) (Route, bool) {
+func hasKey(m map[netip.Prefix]Route, p netip.Prefix) bool {
+	_, ok := m[p]
+	return ok
+}
+
+// linkNames resolves interface indexes to names, listing the links once.
+type linkNames struct {
+	h      *netlink.Handle
+	names  map[int]string
+	listed bool
+}
+
+func (n *linkNames) name(idx int) string {
+	if name, ok := n.names[idx]; ok || n.listed {
+		return name
+	}
+	n.listed = true
+	n.names = map[int]string{}
+	if links, err := n.h.LinkList(); err == nil {
+		for _, l := range links {
+			n.names[l.Attrs().Index] = l.Attrs().Name
+		}
+	}
+	return n.names[idx]
+}
+
+func (t *Table) fromNetlink(nl netlink.Route, fam int, names *linkNames) (Route, bool) {
 	var r Route
 	if nl.Dst == nil {
 		bits := 32
@@ -242,14 +326,7 @@ func (t *Table) fromNetlink(nl netlink.Route, fam int, names map[int]string) (Ro
 	r.OnLink = nl.Flags&int(netlink.FLAG_ONLINK) != 0
 	r.Metric = nl.Priority
 	if nl.LinkIndex > 0 {
-		name, ok := names[nl.LinkIndex]
-		if !ok {
-			if l, err := t.h.LinkByIndex(nl.LinkIndex); err == nil {
-				name = l.Attrs().Name
-			}
-			names[nl.LinkIndex] = name
-		}
-		r.Device = name
+		r.Device = names.name(nl.LinkIndex)
 	}
 	return r, true
 }
@@ -262,17 +339,19 @@ func (t *Table) Apply(ctx context.Context) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	live, err := t.dump()
-	if err != nil {
-		return st, err
-	}
 	t.mu.Lock()
 	desired := make([]Route, 0, len(t.desired))
+	byDst := make(map[netip.Prefix]Route, len(t.desired))
 	for _, r := range t.desired {
 		desired = append(desired, r)
+		byDst[r.Dst] = r
 	}
 	t.mu.Unlock()
 	slices.SortFunc(desired, func(a, b Route) int { return a.Dst.Compare(b.Dst) })
+	live, foreign, err := t.dump(byDst)
+	if err != nil {
+		return st, err
+	}
 
 	var errs []error
 	for _, want := range desired {
@@ -281,13 +360,31 @@ func (t *Table) Apply(ctx context.Context) (Stats, error) {
 		if len(have) == 1 && t.same(want, have[0].route) {
 			continue
 		}
+		shared := slices.ContainsFunc(foreign[want.Dst], func(f Route) bool { return t.same(want, f) })
+		var nl *netlink.Route
+		var nlErr error
+		if !shared {
+			nl, nlErr = t.toNetlink(want)
+			if errors.Is(nlErr, ErrNoDevice) && t.skipNoDev {
+				st.Skipped++
+				shared = true // nothing to write; stale copies of ours still go
+			}
+		}
 		// Remove any stale copies (other metrics, duplicates), then write.
 		for _, h := range have {
 			if err := t.h.RouteDel(&h.nl); err != nil && !errors.Is(err, unix.ESRCH) {
 				errs = append(errs, fmt.Errorf("delete route %s: %w", h.route, err))
+			} else if shared {
+				st.Deleted++
 			}
 		}
-		nl, err := t.toNetlink(want)
+		if shared {
+			if nlErr == nil {
+				st.Shared++
+			}
+			continue
+		}
+		err := nlErr
 		if err == nil {
 			err = t.h.RouteAdd(nl)
 		}
@@ -356,6 +453,10 @@ func (t *Table) toNetlink(r Route) (*netlink.Route, error) {
 	if r.Device != "" {
 		l, err := t.h.LinkByName(r.Device)
 		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return nil, fmt.Errorf("device %s: %w", r.Device, ErrNoDevice)
+			}
 			return nil, fmt.Errorf("device %s: %w", r.Device, err)
 		}
 		nl.LinkIndex = l.Attrs().Index

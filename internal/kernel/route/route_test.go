@@ -88,6 +88,95 @@ func TestApplyReconciles(t *testing.T) {
 	}
 }
 
+// TestOwnersShare: two owners (BGP's protocol and the dataplane's) that
+// want the same blackhole share one copy and never delete each other's;
+// a CNI-style workload route (protocol boot) is adopted as it is; a route
+// to a missing device is skipped when asked; a different route of another
+// owner is never replaced.
+func TestOwnersShare(t *testing.T) {
+	netnstest.RequireRoot(t)
+	h := netnstest.NewHost(t)
+	ctx := context.Background()
+	bgp, err := New(Options{NetNSFd: h.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bgp.Close()
+	dp, err := New(Options{NetNSFd: h.Fd(), Protocol: ProtocolDataplane, SkipMissingDevices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+
+	hole := Route{Dst: mustPrefix("198.19.1.0/26"), Type: Blackhole}
+	bgp.Set([]Route{hole})
+	if st, err := bgp.Apply(ctx); err != nil || st.Added != 1 {
+		t.Fatalf("bgp Apply = %+v, %v", st, err)
+	}
+	// A workload route as the CNI plugin writes it (no protocol: boot).
+	if err := h.Handle.RouteAdd(&netlink.Route{LinkIndex: linkIndex(t, h, "uplink"), Dst: netnstest.IPNet(mustPrefix("198.19.1.5/32")), Scope: netlink.SCOPE_LINK}); err != nil {
+		t.Fatal(err)
+	}
+	wl := Route{Dst: mustPrefix("198.19.1.5/32"), Device: "uplink"}
+	missing := Route{Dst: mustPrefix("198.19.1.6/32"), Device: "cali-gone"}
+	dp.Set([]Route{hole, wl, missing})
+	st, err := dp.Apply(ctx)
+	if err != nil || st != (Stats{Shared: 2, Skipped: 1}) {
+		t.Fatalf("dataplane Apply = %+v, %v; want 2 shared, 1 skipped", st, err)
+	}
+	assertRoutes(t, dp, nil)
+
+	// BGP stops wanting the blackhole: it deletes its own copy only, and
+	// the dataplane writes its own at the next Apply.
+	bgp.Set(nil)
+	if st, err := bgp.Apply(ctx); err != nil || st.Deleted != 1 {
+		t.Fatalf("bgp Apply = %+v, %v", st, err)
+	}
+	if st, err := dp.Apply(ctx); err != nil || st.Added != 1 || st.Shared != 1 {
+		t.Fatalf("dataplane Apply = %+v, %v; want the blackhole added", st, err)
+	}
+	assertRoutes(t, dp, []Route{hole})
+	// Now BGP wants it again: shared with the dataplane's copy.
+	bgp.Set([]Route{hole})
+	if st, err := bgp.Apply(ctx); err != nil || st.Shared != 1 {
+		t.Fatalf("bgp Apply = %+v, %v; want shared", st, err)
+	}
+	assertRoutes(t, bgp, nil)
+
+	// The workload route deleted by hand: the dataplane writes its own.
+	if err := h.Handle.RouteDel(&netlink.Route{Dst: netnstest.IPNet(wl.Dst), Scope: netlink.SCOPE_NOWHERE}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := dp.Apply(ctx); err != nil || st.Added != 1 {
+		t.Fatalf("repair Apply = %+v, %v", st, err)
+	}
+	assertRoutes(t, dp, []Route{hole, wl})
+
+	// Another owner's different route to a destination is left alone and
+	// reported.
+	other := &netlink.Route{Dst: netnstest.IPNet(mustPrefix("198.19.2.0/26")), Gw: netip.MustParseAddr("192.0.2.2").AsSlice()}
+	if err := h.Handle.RouteAdd(other); err != nil {
+		t.Fatal(err)
+	}
+	dp.Set([]Route{hole, wl, {Dst: mustPrefix("198.19.2.0/26"), Type: Blackhole}})
+	if st, err := dp.Apply(ctx); err == nil || st.Failed != 1 {
+		t.Fatalf("conflicting Apply = %+v, %v; want one failure", st, err)
+	}
+	rs, err := h.Handle.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: other.Dst}, netlink.RT_FILTER_DST)
+	if err != nil || len(rs) != 1 || rs[0].Gw == nil {
+		t.Fatalf("the other owner's route changed: %v %v", rs, err)
+	}
+}
+
+func linkIndex(t *testing.T, h *netnstest.Host, name string) int {
+	t.Helper()
+	l, err := h.Handle.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().Index
+}
+
 func assertRoutes(t *testing.T, tbl *Table, want []Route) {
 	t.Helper()
 	got, err := tbl.List()
