@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Used by `make run`: start calico-node with its embedded datastore in the
+# Used by `make quickstart`: start calico-node with its embedded datastore in the
 # background (or reuse the one already running), apply the example resources
 # and show them with calicoctl.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Used by `make stop`: stop the calico-node that `make run` started.
+# Used by `make stop`: stop the calico-node that `make quickstart` started.
 set -euo pipefail
 pidfile=$1/calico-node.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
