@@ -21,7 +21,7 @@ import (
 func TestCalicoIPAM(t *testing.T) {
 	netnstest.RequireRoot(t)
 	if pluginDir(t); !calicoIPAM {
-		t.Skip("cmd/calico-ipam does not exist yet")
+		t.Fatal("the calico-ipam plugin was not built (cmd/calico-ipam)")
 	}
 	f := newFixture(t)
 	f.useCalicoIPAM("10.245.0.0/16")

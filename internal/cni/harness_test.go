@@ -137,11 +137,11 @@ func (f *fixture) with(tb testing.TB) *fixture {
 }
 
 // useCalicoIPAM switches the fixture to calico-ipam with an IPPool, or
-// skips when the binary does not exist yet.
+// fails when the binary was not built.
 func (f *fixture) useCalicoIPAM(cidrs ...string) {
 	f.tb.Helper()
 	if !calicoIPAM {
-		f.tb.Skip("cmd/calico-ipam does not exist yet")
+		f.tb.Fatal("the calico-ipam plugin was not built (cmd/calico-ipam)")
 	}
 	f.ipam = netconf.IPAMCalico
 	for i, cidr := range cidrs {
