@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	v3 "github.com/calico-go/calico/api/v3"
 	"github.com/calico-go/calico/internal/buildinfo"
@@ -66,7 +67,7 @@ func Run(ctx context.Context, opts Options) (retErr error) {
 			}
 		}()
 		cfg = client.Config{Spec: client.ConfigSpec{DatastoreType: client.EtcdV3}}
-		cfg.Spec.EtcdEndpoints = joinEndpoints(srv.Endpoints())
+		cfg.Spec.EtcdEndpoints = strings.Join(srv.Endpoints(), ",")
 		log.Info("embedded datastore serving", "endpoints", cfg.Spec.EtcdEndpoints, "data_dir", emb.DataDir)
 	}
 	c, err := client.New(ctx, cfg)
@@ -178,15 +179,4 @@ func newGUID() (string, error) {
 		return "", fmt.Errorf("generate cluster GUID: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-func joinEndpoints(eps []string) string {
-	out := ""
-	for i, e := range eps {
-		if i > 0 {
-			out += ","
-		}
-		out += e
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ func startNode(t *testing.T, dir string) ([]string, func() error) {
 func connect(t *testing.T, eps []string) *client.Client {
 	t.Helper()
 	cfg := client.Config{Spec: client.ConfigSpec{DatastoreType: client.EtcdV3}}
-	cfg.Spec.EtcdEndpoints = joinEndpoints(eps)
+	cfg.Spec.EtcdEndpoints = strings.Join(eps, ",")
 	c, err := client.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("connect to %v: %v", eps, err)

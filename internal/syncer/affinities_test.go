@@ -11,12 +11,12 @@ import (
 	"time"
 
 	v3 "github.com/calico-go/calico/api/v3"
-	"github.com/calico-go/calico/internal/datastore/embedded"
 	"github.com/calico-go/calico/internal/datastore/etcd"
 	"github.com/calico-go/calico/internal/datastore/fake"
 	"github.com/calico-go/calico/internal/ipam"
 	"github.com/calico-go/calico/internal/syncer"
 	"github.com/calico-go/calico/internal/syncer/affinity"
+	"github.com/calico-go/calico/internal/testutil/etcdtest"
 )
 
 // affinities returns the consumer's affinity model as "node cidr" strings.
@@ -57,14 +57,7 @@ func TestAffinities(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := embedded.Start(ctx, embedded.Options{
-		DataDir: t.TempDir(), ListenClient: "127.0.0.1:0", ListenPeer: "127.0.0.1:0", UnsafeNoFsync: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	eb, err := etcd.New(ctx, etcd.Config{Endpoints: srv.Endpoints()})
+	eb, err := etcd.New(ctx, etcd.Config{Endpoints: etcdtest.Embedded(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
